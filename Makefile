@@ -1,0 +1,34 @@
+# One task runner. `make up` runs the whole stack in the foreground; `make test` is what CI runs.
+VENV := .venv
+BIN := $(VENV)/bin
+PACKAGES := assistants api workflows activities worker
+PYTEST_ARGS ?=
+
+.PHONY: setup up test lint typecheck bench clean
+
+setup:
+	bash scripts/setup.sh
+
+up: setup
+	$(BIN)/assistants up
+
+test: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy $(PACKAGES)
+
+typecheck:
+	$(BIN)/mypy $(PACKAGES)
+
+bench: setup
+	@set -e; for script in $$(ls bench/*.py 2>/dev/null | sort); do \
+		echo "== $$script"; $(BIN)/python $$script; \
+	done
+
+# Caches and test output only: .venv and .data (your keys, threads, models) are never removed here.
+clean:
+	rm -rf tests/artifacts .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,30 @@
+"""Resource limits applied to every sandbox, read once from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from assistants.settings import Settings
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    memory_bytes: int = 2 * 1024**3  # RLIMIT_AS of each sandbox process
+    cpu_seconds: int = 3600  # RLIMIT_CPU of each sandbox process (the kernel, over its lifetime)
+    processes: int = 64  # RLIMIT_NPROC: processes + threads of the sandbox uid
+    file_size_bytes: int = 256 * 1024**2  # RLIMIT_FSIZE: largest file one write can produce
+    tmp_bytes: int = 256 * 1024**2  # size of the sandbox's private /tmp (tmpfs)
+    timeout_seconds: float = 120.0  # wall clock per execution, then interrupt; kill if ignored
+    output_bytes: int = 1024**2  # stdout/stderr kept per execution (the rest is cut)
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> SandboxLimits:
+        return cls(
+            memory_bytes=s.sandbox_memory_bytes,
+            cpu_seconds=s.sandbox_cpu_seconds,
+            processes=s.sandbox_processes,
+            file_size_bytes=s.sandbox_file_size_bytes,
+            tmp_bytes=s.sandbox_tmp_bytes,
+            timeout_seconds=s.sandbox_timeout_seconds,
+            output_bytes=s.sandbox_output_bytes,
+        )

@@ -1,0 +1,72 @@
+"""The FastAPI application: thin. Routes validate, authorize, read/write rows, and start, update or
+cancel workflows. It never runs a model or user code, and holds no state of its own, so any
+number of replicas can serve the same database and Temporal namespace."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+from temporalio.client import Client
+
+from api.errors import envelope, install_error_handlers
+from api.routers import assistants, health, messages, models, runs, steps, threads
+from assistants.db.migrate import apply_migrations
+from assistants.db.pool import open_pool
+from assistants.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+_UPLOAD_PREFIXES = ("/v1/files", "/v1/uploads")
+
+
+async def _connect_temporal(settings: Settings) -> Client:
+    if not settings.temporal_address:
+        raise RuntimeError("TEMPORAL_ADDRESS is not set")
+    last: Exception | None = None
+    for _ in range(60):
+        try:
+            return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+        except Exception as exc:  # noqa: BLE001 - the server may still be starting
+            last = exc
+            await asyncio.sleep(1)
+    raise RuntimeError(f"cannot reach Temporal at {settings.temporal_address}: {last}")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.database_url:
+            raise RuntimeError("DATABASE_URL is not set")
+        await asyncio.to_thread(apply_migrations, settings.database_url)
+        app.state.settings = settings
+        app.state.pool = await open_pool(settings.database_url, max_size=20)
+        app.state.temporal = await _connect_temporal(settings)
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+
+    app = FastAPI(title="Assistants API", version="2", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):  # type: ignore[no-untyped-def]
+        size = request.headers.get("content-length")
+        limit = settings.max_request_bytes
+        if request.url.path.startswith(_UPLOAD_PREFIXES):
+            limit = max(limit, getattr(settings, "max_file_bytes", limit))
+        if size is not None and size.isdigit() and int(size) > limit:
+            return envelope(413, f"Request body too large: {size} bytes (limit {limit}).", "invalid_request_error",
+                            code="request_too_large")
+        response: Response = await call_next(request)
+        return response
+
+    for router in (health.router, models.router, assistants.router, threads.router, messages.router, runs.router, steps.router):
+        app.include_router(router)
+    return app

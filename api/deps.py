@@ -1,0 +1,64 @@
+"""Request dependencies: the caller's project (from the API key), the pool, Temporal, settings."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import Depends, Query, Request
+from psycopg_pool import AsyncConnectionPool
+from temporalio.client import Client
+
+from api.errors import APIError
+from assistants.keys import hash_key
+from assistants.settings import Settings
+
+
+def get_pool(request: Request) -> AsyncConnectionPool:
+    return request.app.state.pool
+
+
+def get_temporal(request: Request) -> Client:
+    return request.app.state.temporal
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def get_project(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise APIError(401, "You didn't provide an API key. You need to provide your API key in an Authorization header "
+                       "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", code=None)
+    pool: AsyncConnectionPool = request.app.state.pool
+    async with pool.connection() as conn:
+        row = await (await conn.execute(
+            "SELECT project_id FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL", (hash_key(key.strip()),)
+        )).fetchone()
+    if row is None:
+        raise APIError(401, "Incorrect API key provided.", code="invalid_api_key")
+    return row["project_id"]
+
+
+Project = Annotated[str, Depends(get_project)]
+Pool = Annotated[AsyncConnectionPool, Depends(get_pool)]
+Temporal = Annotated[Client, Depends(get_temporal)]
+AppSettings = Annotated[Settings, Depends(get_settings_dep)]
+
+
+class ListParams:
+    def __init__(
+        self,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        order: Annotated[Literal["asc", "desc"], Query()] = "desc",
+        after: Annotated[str | None, Query()] = None,
+        before: Annotated[str | None, Query()] = None,
+    ) -> None:
+        self.limit, self.order, self.after, self.before = limit, order, after, before
+
+    def kwargs(self) -> dict[str, object]:
+        return {"limit": self.limit, "order": self.order, "after": self.after, "before": self.before}
+
+
+Listing = Annotated[ListParams, Depends()]

@@ -1,0 +1,80 @@
+"""The OpenAI error envelope, for every error the API returns.
+
+`{"error": {"message", "type", "param", "code"}}`; bad input is always a 4xx, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class APIError(Exception):
+    def __init__(
+        self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
+
+
+def not_found(kind: str, obj_id: str, param: str | None = None) -> APIError:
+    return APIError(404, f"No {kind} found with id '{obj_id}'.", param=param, code="not_found")
+
+
+def bad_request(message: str, param: str | None = None, code: str | None = None) -> APIError:
+    return APIError(400, message, param=param, code=code)
+
+
+def envelope(status: int, message: str, type: str, param: str | None = None, code: str | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"message": message, "type": type, "param": param, "code": code}})
+
+
+_STATUS_TYPES = {401: "invalid_request_error", 403: "permission_error", 404: "invalid_request_error", 405: "invalid_request_error",
+                 409: "invalid_request_error", 413: "invalid_request_error", 429: "rate_limit_error"}
+
+
+def _param_of(loc: tuple[Any, ...]) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or None
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+        return envelope(exc.status, exc.message, exc.type, exc.param, exc.code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "Invalid request"}
+        if first.get("type") == "json_invalid" or (tuple(first.get("loc", ())) == ("body",) and first.get("type") in (
+            "model_attributes_type", "dict_type")):
+            return envelope(400, "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+                            "using your HTTP library correctly. The OpenAI API expects a JSON payload.)", "invalid_request_error")
+        param = _param_of(tuple(first.get("loc", ())))
+        msg = str(first.get("msg", "Invalid request"))
+        if first.get("type") == "extra_forbidden":
+            msg = f"Unrecognized request argument supplied: {param}"
+        elif param:
+            msg = f"Invalid value for '{param}': {msg}"
+        return envelope(400, msg, "invalid_request_error", param, "invalid_value" if first.get("type") != "missing" else None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "Invalid URL: no such endpoint."
+        return envelope(exc.status_code, detail, _STATUS_TYPES.get(exc.status_code, "invalid_request_error"))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return envelope(500, "The server had an error while processing your request.", "server_error")

@@ -1,0 +1,97 @@
+"""/v1/assistants: create, list, retrieve, modify, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import AppSettings, Listing, Pool, Project
+from api.errors import bad_request, not_found
+from assistants.db import objects
+from assistants.ids import new_id
+from assistants.objects import dump, now, response_format_value, tool_resources_object
+from assistants.schemas import AssistantCreate, AssistantUpdate
+from assistants.settings import Settings
+
+router = APIRouter(prefix="/v1/assistants", tags=["assistants"])
+
+
+def check_model(settings: Settings, model: str) -> None:
+    available = list(settings.model_paths())
+    if model not in available:
+        raise bad_request(f"The model '{model}' does not exist. Available models: {', '.join(available)}.", "model",
+                          "model_not_found")
+
+
+def _tools(body: AssistantCreate | AssistantUpdate) -> list[dict[str, Any]]:
+    tools = [dump(t) for t in body.tools or []]
+    # v1's `retrieval` is file_search under its new name.
+    tools = [{"type": "file_search"} if t["type"] == "retrieval" else t for t in tools]
+    if body.file_ids and not any(t["type"] == "file_search" for t in tools):
+        tools.append({"type": "file_search"})
+    return tools
+
+
+@router.post("")
+async def create_assistant(body: AssistantCreate, project: Project, pool: Pool, settings: AppSettings) -> dict[str, Any]:
+    check_model(settings, body.model)
+    obj = {
+        "id": new_id("asst"),
+        "object": "assistant",
+        "created_at": now(),
+        "name": body.name,
+        "description": body.description,
+        "model": body.model,
+        "instructions": body.instructions,
+        "tools": _tools(body),
+        "tool_resources": tool_resources_object(body.tool_resources),
+        "metadata": body.metadata or {},
+        "temperature": 1.0 if body.temperature is None else body.temperature,
+        "top_p": 1.0 if body.top_p is None else body.top_p,
+        "response_format": response_format_value(body.response_format),
+    }
+    return await objects.insert(pool, "assistants", project, obj)
+
+
+@router.get("")
+async def list_assistants(project: Project, pool: Pool, page: Listing) -> dict[str, Any]:
+    return (await objects.list_page(pool, "assistants", project, **page.kwargs())).envelope()  # type: ignore[arg-type]
+
+
+@router.get("/{assistant_id}")
+async def retrieve_assistant(assistant_id: str, project: Project, pool: Pool) -> dict[str, Any]:
+    obj = await objects.get(pool, "assistants", project, assistant_id)
+    if obj is None:
+        raise not_found("assistant", assistant_id)
+    return obj
+
+
+@router.post("/{assistant_id}")
+async def modify_assistant(
+    assistant_id: str, body: AssistantUpdate, project: Project, pool: Pool, settings: AppSettings
+) -> dict[str, Any]:
+    if body.model is not None:
+        check_model(settings, body.model)
+    given = body.model_fields_set
+    fields: dict[str, Any] = {k: getattr(body, k) for k in ("name", "description", "model", "instructions", "temperature", "top_p")
+                              if k in given}
+    if "metadata" in given:
+        fields["metadata"] = body.metadata or {}
+    if "tools" in given or "file_ids" in given:
+        fields["tools"] = _tools(body)
+    if "tool_resources" in given:
+        fields["tool_resources"] = tool_resources_object(body.tool_resources)
+    if "response_format" in given:
+        fields["response_format"] = response_format_value(body.response_format)
+    obj = await objects.patch(pool, "assistants", project, assistant_id, fields)
+    if obj is None:
+        raise not_found("assistant", assistant_id)
+    return obj
+
+
+@router.delete("/{assistant_id}")
+async def delete_assistant(assistant_id: str, project: Project, pool: Pool) -> dict[str, Any]:
+    if not await objects.delete(pool, "assistants", project, assistant_id):
+        raise not_found("assistant", assistant_id)
+    return {"id": assistant_id, "object": "assistant.deleted", "deleted": True}

@@ -1,0 +1,76 @@
+"""/v1/threads/{thread_id}/messages: create, list (with run_id filter), retrieve, modify, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from psycopg_pool import AsyncConnectionPool
+
+from api.deps import Listing, Pool, Project
+from api.errors import bad_request, not_found
+from assistants.db import objects
+from assistants.ids import new_id
+from assistants.objects import ACTIVE_RUN_STATUSES, message_object
+from assistants.schemas import MessageCreate, MessageUpdate
+
+router = APIRouter(prefix="/v1/threads/{thread_id}/messages", tags=["messages"])
+
+
+async def require_thread(pool: AsyncConnectionPool, project: str, thread_id: str) -> dict[str, Any]:
+    thread = await objects.get(pool, "threads", project, thread_id)
+    if thread is None:
+        raise not_found("thread", thread_id)
+    return thread
+
+
+async def refuse_if_active_run(pool: AsyncConnectionPool, thread_id: str) -> None:
+    async with pool.connection() as conn:
+        row = await (await conn.execute(
+            "SELECT id FROM runs WHERE thread_id = %s AND status = ANY(%s)", (thread_id, list(ACTIVE_RUN_STATUSES))
+        )).fetchone()
+    if row is not None:
+        raise bad_request(f"Can't add messages to {thread_id} while a run {row['id']} is active.")
+
+
+@router.post("")
+async def create_message(thread_id: str, body: MessageCreate, project: Project, pool: Pool) -> dict[str, Any]:
+    await require_thread(pool, project, thread_id)
+    await refuse_if_active_run(pool, thread_id)
+    msg = message_object(new_id("msg"), thread_id, body)
+    return await objects.insert(pool, "messages", project, msg, thread_id=thread_id)
+
+
+@router.get("")
+async def list_messages(
+    thread_id: str, project: Project, pool: Pool, page: Listing, run_id: Annotated[str | None, Query()] = None
+) -> dict[str, Any]:
+    await require_thread(pool, project, thread_id)
+    where: dict[str, Any] = {"thread_id": thread_id}
+    if run_id is not None:
+        where["run_id"] = run_id
+    return (await objects.list_page(pool, "messages", project, **page.kwargs(), **where)).envelope()  # type: ignore[arg-type]
+
+
+@router.get("/{message_id}")
+async def retrieve_message(thread_id: str, message_id: str, project: Project, pool: Pool) -> dict[str, Any]:
+    obj = await objects.get(pool, "messages", project, message_id, thread_id=thread_id)
+    if obj is None:
+        raise not_found("message", message_id)
+    return obj
+
+
+@router.post("/{message_id}")
+async def modify_message(thread_id: str, message_id: str, body: MessageUpdate, project: Project, pool: Pool) -> dict[str, Any]:
+    if await objects.get(pool, "messages", project, message_id, thread_id=thread_id) is None:
+        raise not_found("message", message_id)
+    obj = await objects.patch(pool, "messages", project, message_id, {"metadata": body.metadata or {}})
+    assert obj is not None
+    return obj
+
+
+@router.delete("/{message_id}")
+async def delete_message(thread_id: str, message_id: str, project: Project, pool: Pool) -> dict[str, Any]:
+    if not await objects.delete(pool, "messages", project, message_id, thread_id=thread_id):
+        raise not_found("message", message_id)
+    return {"id": message_id, "object": "thread.message.deleted", "deleted": True}

@@ -1,0 +1,139 @@
+"""/v1/threads/{thread_id}/runs and /v1/threads/runs: create (and run), list, retrieve, modify,
+cancel, submit_tool_outputs. Each run is a RunWorkflow whose workflow id is the run id."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from api.deps import AppSettings, Listing, Pool, Project, Temporal
+from api.errors import APIError, bad_request, not_found
+from api.routers.messages import require_thread
+from api.routers.threads import create_thread_rows
+from api.run_start import create_run, start_workflow
+from assistants.db import objects
+from assistants.db.runlog import append_event
+from assistants.io import ToolOutputsInput
+from assistants.schemas import RunCreate, RunUpdate, SubmitToolOutputs, ThreadAndRunCreate, ThreadCreate
+from workflows.run import RunWorkflow
+
+router = APIRouter(tags=["runs"])
+Include = Annotated[list[str] | None, Query(alias="include[]")]
+
+
+async def _require_run(pool: Any, project: str, thread_id: str, run_id: str) -> dict[str, Any]:
+    run = await objects.get(pool, "runs", project, run_id, thread_id=thread_id)
+    if run is None:
+        raise not_found("run", run_id)
+    return run
+
+
+@router.post("/v1/threads/{thread_id}/runs")
+async def create_thread_run(
+    thread_id: str, body: RunCreate, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings,
+    include: Include = None,
+) -> Any:
+    thread = await require_thread(pool, project, thread_id)
+    run = await create_run(pool, settings, project, thread, body, body.additional_instructions, body.additional_messages)
+    await start_workflow(pool, temporal, settings, project, run)
+    return run
+
+
+@router.post("/v1/threads/runs")
+async def create_thread_and_run(
+    body: ThreadAndRunCreate, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings
+) -> Any:
+    # Validate the run against the assistant before creating anything.
+    thread_body = body.thread or ThreadCreate()
+    if body.tool_resources is not None and thread_body.tool_resources is None:
+        thread_body = thread_body.model_copy(update={"tool_resources": body.tool_resources})
+    if await objects.get(pool, "assistants", project, body.assistant_id) is None:
+        raise not_found("assistant", body.assistant_id, "assistant_id")
+    thread = await create_thread_rows(pool, project, thread_body)
+    run = await create_run(pool, settings, project, thread, body, None, None)
+    await start_workflow(pool, temporal, settings, project, run)
+    return run
+
+
+@router.get("/v1/threads/{thread_id}/runs")
+async def list_runs(thread_id: str, project: Project, pool: Pool, page: Listing) -> dict[str, Any]:
+    await require_thread(pool, project, thread_id)
+    listing = (await objects.list_page(pool, "runs", project, **page.kwargs(), thread_id=thread_id)).envelope()  # type: ignore[arg-type]
+    listing["data"] = [public_run(r) for r in listing["data"]]
+    return listing
+
+
+@router.get("/v1/threads/{thread_id}/runs/{run_id}")
+async def retrieve_run(thread_id: str, run_id: str, project: Project, pool: Pool) -> dict[str, Any]:
+    return public_run(await _require_run(pool, project, thread_id, run_id))
+
+
+@router.post("/v1/threads/{thread_id}/runs/{run_id}")
+async def modify_run(thread_id: str, run_id: str, body: RunUpdate, project: Project, pool: Pool) -> dict[str, Any]:
+    await _require_run(pool, project, thread_id, run_id)
+    obj = await objects.patch(pool, "runs", project, run_id, {"metadata": body.metadata or {}})
+    assert obj is not None
+    return public_run(obj)
+
+
+@router.post("/v1/threads/{thread_id}/runs/{run_id}/cancel")
+async def cancel_run(thread_id: str, run_id: str, project: Project, pool: Pool, temporal: Temporal) -> dict[str, Any]:
+    await _require_run(pool, project, thread_id, run_id)
+    async with pool.connection() as conn, conn.transaction():
+        row = await (await conn.execute(
+            "UPDATE runs SET status = 'cancelling', data = data || '{\"status\": \"cancelling\"}'::jsonb"
+            " WHERE id = %s AND project_id = %s AND status IN ('queued', 'in_progress', 'requires_action') RETURNING data",
+            (run_id, project),
+        )).fetchone()
+        if row is not None:
+            await append_event(conn, run_id, "thread.run.cancelling", row["data"])
+    if row is None:
+        current = await _require_run(pool, project, thread_id, run_id)
+        if current["status"] == "cancelling":
+            return public_run(current)
+        raise bad_request(f"Cannot cancel run with status '{current['status']}'.")
+    try:
+        await temporal.get_workflow_handle(run_id).cancel()
+    except RPCError:
+        pass  # the workflow already ended; its final status is in the row
+    return public_run(row["data"])
+
+
+@router.post("/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs")
+async def submit_tool_outputs(
+    thread_id: str, run_id: str, body: SubmitToolOutputs, project: Project, pool: Pool, temporal: Temporal
+) -> Any:
+    run = await _require_run(pool, project, thread_id, run_id)
+    if run["status"] != "requires_action":
+        raise bad_request(f"Runs in status \"{run['status']}\" do not accept tool outputs.")
+    ids = [o.tool_call_id for o in body.tool_outputs]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise bad_request(f"Duplicate tool_call_id: {dupes[0]}", "tool_outputs")
+    pending = [c["id"] for c in run["required_action"]["submit_tool_outputs"]["tool_calls"]]
+    unknown = [i for i in ids if i not in pending]
+    if unknown:
+        raise bad_request(f"No tool call found with id '{unknown[0]}' in the run's required action.", "tool_outputs")
+    missing = [i for i in pending if i not in ids]
+    if missing:
+        raise bad_request(f"Expected tool outputs for call_ids {pending}, got {ids}. Missing: {missing[0]}.", "tool_outputs")
+    step_id = run.get("_requires_action_step", "")
+    try:
+        await temporal.get_workflow_handle(run_id).execute_update(
+            RunWorkflow.submit_tool_outputs,
+            ToolOutputsInput(run_id=run_id, project_id=project, step_id=step_id,
+                             outputs={o.tool_call_id: o.output for o in body.tool_outputs}),
+        )
+    except WorkflowUpdateFailedError as exc:
+        raise bad_request(str(getattr(exc.cause, "message", exc.cause) or exc)) from None
+    except RPCError as exc:
+        raise APIError(409, f"The run can no longer accept tool outputs: {exc.message}") from None
+    return public_run(await _require_run(pool, project, thread_id, run_id))
+
+
+def public_run(run: dict[str, Any]) -> dict[str, Any]:
+    """The run as the API shows it (internal bookkeeping keys start with `_`)."""
+    return {k: v for k, v in run.items() if not k.startswith("_")}

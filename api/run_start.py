@@ -1,0 +1,153 @@
+"""Creating a run: resolve it against its assistant, insert it (the database refuses a second
+active run on a thread), then start its RunWorkflow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+from api.errors import APIError, bad_request, not_found
+from api.routers.assistants import check_model
+from assistants.db.runlog import append_events
+from assistants.ids import new_id
+from assistants.io import RunInput
+from assistants.objects import dump, message_object, now, response_format_value
+from assistants.schemas import MessageCreate, RunOptions
+from assistants.settings import Settings
+from workflows.run import RunWorkflow
+
+ASSISTANT_ID = SearchAttributeKey.for_keyword("AssistantId")
+THREAD_ID = SearchAttributeKey.for_keyword("ThreadId")
+PROJECT_ID = SearchAttributeKey.for_keyword("ProjectId")
+
+
+def _check_tool_choice(tool_choice: Any, tools: list[dict[str, Any]]) -> None:
+    if tool_choice is None or isinstance(tool_choice, str):
+        if tool_choice == "required" and not tools:
+            raise bad_request("tool_choice 'required' needs at least one tool.", "tool_choice")
+        return
+    if tool_choice.type == "function":
+        names = {t["function"]["name"] for t in tools if t["type"] == "function"}
+        if tool_choice.function.name not in names:
+            raise bad_request(f"tool_choice names function '{tool_choice.function.name}', which is not among the run's tools.",
+                              "tool_choice")
+    elif not any(t["type"] == tool_choice.type for t in tools):
+        raise bad_request(f"tool_choice '{tool_choice.type}' is not among the run's tools.", "tool_choice")
+
+
+def _expires_seconds(settings: Settings, assistant: dict[str, Any]) -> int:
+    """Deployment default, overridable per assistant with metadata `run_expires_seconds`."""
+    raw = (assistant.get("metadata") or {}).get("run_expires_seconds")
+    try:
+        value = int(raw) if raw is not None else settings.run_expires_seconds
+    except ValueError:
+        value = settings.run_expires_seconds
+    return max(1, min(value, settings.max_run_expires_seconds))
+
+
+async def create_run(
+    pool: AsyncConnectionPool,
+    settings: Settings,
+    project: str,
+    thread: dict[str, Any],
+    body: RunOptions,
+    additional_instructions: str | None,
+    additional_messages: list[MessageCreate] | None,
+) -> dict[str, Any]:
+    assistant_id: str = body.assistant_id  # type: ignore[attr-defined]
+    async with pool.connection() as conn:
+        row = await (await conn.execute(
+            "SELECT data FROM assistants WHERE id = %s AND project_id = %s", (assistant_id, project)
+        )).fetchone()
+    if row is None:
+        raise not_found("assistant", assistant_id, "assistant_id")
+    assistant = row["data"]
+    model = body.model or assistant["model"]
+    check_model(settings, model)
+    tools = [dump(t) for t in body.tools] if body.tools is not None else assistant.get("tools", [])
+    tools = [{"type": "file_search"} if t["type"] == "retrieval" else t for t in tools]
+    _check_tool_choice(body.tool_choice, tools)
+    instructions = body.instructions if body.instructions is not None else (assistant.get("instructions") or "")
+    if additional_instructions:
+        instructions = f"{instructions}\n\n{additional_instructions}" if instructions else additional_instructions
+    created = now()
+    expires = _expires_seconds(settings, assistant)
+    run = {
+        "id": new_id("run"),
+        "object": "thread.run",
+        "created_at": created,
+        "thread_id": thread["id"],
+        "assistant_id": assistant_id,
+        "status": "queued",
+        "required_action": None,
+        "last_error": None,
+        "expires_at": created + expires,
+        "started_at": None,
+        "cancelled_at": None,
+        "failed_at": None,
+        "completed_at": None,
+        "incomplete_details": None,
+        "model": model,
+        "instructions": instructions,
+        "tools": tools,
+        "metadata": body.metadata or {},
+        "usage": None,
+        "temperature": body.temperature if body.temperature is not None else assistant.get("temperature", 1.0),
+        "top_p": body.top_p if body.top_p is not None else assistant.get("top_p", 1.0),
+        "max_prompt_tokens": body.max_prompt_tokens,
+        "max_completion_tokens": body.max_completion_tokens,
+        "truncation_strategy": dump(body.truncation_strategy) or {"type": "auto", "last_messages": None},
+        "response_format": response_format_value(body.response_format) if body.response_format is not None
+        else assistant.get("response_format", "auto"),
+        "tool_choice": (body.tool_choice if isinstance(body.tool_choice, str) else dump(body.tool_choice)) or "auto",
+        "parallel_tool_calls": True if body.parallel_tool_calls is None else body.parallel_tool_calls,
+        "_limits": {"expires_seconds": expires},
+    }
+    try:
+        async with pool.connection() as conn, conn.transaction():
+            for m in additional_messages or []:
+                msg = message_object(new_id("msg"), thread["id"], m)
+                await conn.execute(
+                    "INSERT INTO messages (id, project_id, thread_id, created_at, data) VALUES (%s, %s, %s, %s, %s)",
+                    (msg["id"], project, thread["id"], msg["created_at"], Jsonb(msg)),
+                )
+            await conn.execute(
+                "INSERT INTO runs (id, project_id, thread_id, assistant_id, status, created_at, data)"
+                " VALUES (%s, %s, %s, %s, 'queued', %s, %s)",
+                (run["id"], project, thread["id"], assistant_id, created, Jsonb(run)),
+            )
+            public = {k: v for k, v in run.items() if not k.startswith("_")}
+            await append_events(conn, run["id"], [("thread.run.created", public), ("thread.run.queued", public)])
+    except psycopg.errors.UniqueViolation:
+        raise bad_request(f"Thread {thread['id']} already has an active run.") from None
+    return public
+
+
+async def start_workflow(pool: AsyncConnectionPool, temporal: Client, settings: Settings, project: str, run: dict[str, Any]) -> None:
+    try:
+        await temporal.start_workflow(
+            RunWorkflow.run,
+            RunInput(run_id=run["id"], thread_id=run["thread_id"], project_id=project),
+            id=run["id"],
+            task_queue=settings.runs_task_queue,
+            memo={"assistant_id": run["assistant_id"], "thread_id": run["thread_id"], "project_id": project},
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(ASSISTANT_ID, run["assistant_id"]),
+                SearchAttributePair(THREAD_ID, run["thread_id"]),
+                SearchAttributePair(PROJECT_ID, project),
+            ]) if settings.temporal_search_attributes else TypedSearchAttributes.empty,
+        )
+    except Exception as exc:
+        # Nothing will ever run it: fail it now so the thread is not locked forever.
+        async with pool.connection() as conn:
+            await conn.execute(
+                "UPDATE runs SET status = 'failed', data = data || jsonb_build_object('status', 'failed', 'failed_at', %s::bigint,"
+                " 'last_error', jsonb_build_object('code', 'server_error', 'message', %s::text)) WHERE id = %s",
+                (now(), f"could not start the run: {exc}", run["id"]),
+            )
+        raise APIError(503, "The run could not be started; the orchestration service is unavailable.", type="server_error") from exc

@@ -1,0 +1,114 @@
+"""The `assistants` command: the contract scripts and operators use.
+
+Each subcommand imports its implementation lazily so `assistants keys list` never loads torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _data_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, default=None, help="state directory (default: $ASSISTANTS_DATA_DIR or ./.data)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="assistants", description="Self-hosted OpenAI Assistants API server")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start the whole stack in the foreground")
+    _data_dir_arg(up)
+    up.add_argument("--host", default=None)
+    up.add_argument("--port", type=int, default=None)
+
+    api = sub.add_parser("api", help="run the API server alone")
+    api.add_argument("--host", default=None)
+    api.add_argument("--port", type=int, default=None)
+
+    worker = sub.add_parser("worker", help="run a worker alone")
+    worker.add_argument("--queue", action="append", choices=["runs", "inference", "all"], default=None)
+
+    prep = sub.add_parser("prepare-model", help="convert the bundled default model into the data dir (idempotent)")
+    _data_dir_arg(prep)
+
+    keys = sub.add_parser("keys", help="manage API keys")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    kc = ksub.add_parser("create")
+    _data_dir_arg(kc)
+    kc.add_argument("--project", default="default")
+    kc.add_argument("--name", default="")
+    kl = ksub.add_parser("list")
+    _data_dir_arg(kl)
+    kr = ksub.add_parser("revoke")
+    _data_dir_arg(kr)
+    kr.add_argument("key_id")
+
+    sandbox = sub.add_parser("sandbox", help="code interpreter sandbox tools")
+    ssub = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    sr = ssub.add_parser("run", help="run CODE in a fresh sandbox; prints one JSON object last")
+    _data_dir_arg(sr)
+    sr.add_argument("--file", action="append", default=[], dest="files")
+    sr.add_argument("code", nargs=argparse.REMAINDER)
+
+    hooks = sub.add_parser("webhooks", help="manage webhook endpoints")
+    hsub = hooks.add_subparsers(dest="webhooks_command", required=True)
+    hc = hsub.add_parser("create")
+    _data_dir_arg(hc)
+    hc.add_argument("--project", default="default")
+    hc.add_argument("url")
+    hl = hsub.add_parser("list")
+    _data_dir_arg(hl)
+    hl.add_argument("--project", default="default")
+    hd = hsub.add_parser("delete")
+    _data_dir_arg(hd)
+    hd.add_argument("webhook_id")
+    return parser
+
+
+def _apply_data_dir(args: argparse.Namespace) -> None:
+    import os
+
+    if getattr(args, "data_dir", None) is not None:
+        os.environ["ASSISTANTS_DATA_DIR"] = str(args.data_dir.expanduser().resolve())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _apply_data_dir(args)
+    if args.command == "up":
+        from assistants.stack.supervisor import run_up
+
+        return run_up(host=args.host, port=args.port)
+    if args.command == "api":
+        from api.server import serve
+
+        return serve(host=args.host, port=args.port)
+    if args.command == "worker":
+        from worker.main import run_worker
+
+        return run_worker(args.queue or ["all"])
+    if args.command == "prepare-model":
+        from activities.llm.prepare import prepare_default_model
+        from assistants.settings import get_settings
+
+        print(prepare_default_model(get_settings()))  # noqa: T201
+        return 0
+    if args.command == "keys":
+        from assistants.keys_cli import run_keys
+
+        return run_keys(args)
+    if args.command == "sandbox":
+        from activities.sandbox.cli import run_sandbox_cli
+
+        return run_sandbox_cli(args)
+    if args.command == "webhooks":
+        from assistants.webhooks_cli import run_webhooks
+
+        return run_webhooks(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

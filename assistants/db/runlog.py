@@ -1,0 +1,97 @@
+"""Writes shared by the store and inference activities: run-owned rows and the run event log.
+
+Rows a run creates have ids derived from (run id, turn), and inserts are `ON CONFLICT DO
+NOTHING`, so a retried activity never creates a second message or step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+from assistants.objects import now
+
+NOTIFY_CHANNEL = "run_events"
+
+
+async def append_event(conn: AsyncConnection, run_id: str, event: str, data: dict[str, Any], attempt: int = 0) -> None:
+    await conn.execute(
+        "INSERT INTO run_events (run_id, attempt, event, data) VALUES (%s, %s, %s, %s)", (run_id, attempt, event, Jsonb(data))
+    )
+    await conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, run_id))
+
+
+async def append_events(conn: AsyncConnection, run_id: str, events: list[tuple[str, dict[str, Any]]], attempt: int = 0) -> None:
+    if not events:
+        return
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO run_events (run_id, attempt, event, data) VALUES (%s, %s, %s, %s)",
+            [(run_id, attempt, e, Jsonb(d)) for e, d in events],
+        )
+    await conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, run_id))
+
+
+def message_row(message_id: str, run: dict[str, Any], status: str = "in_progress") -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "object": "thread.message",
+        "created_at": now(),
+        "thread_id": run["thread_id"],
+        "status": status,
+        "incomplete_details": None,
+        "completed_at": None,
+        "incomplete_at": None,
+        "role": "assistant",
+        "content": [],
+        "assistant_id": run["assistant_id"],
+        "run_id": run["id"],
+        "attachments": [],
+        "metadata": {},
+    }
+
+
+def step_row(step_id: str, run: dict[str, Any], details: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": step_id,
+        "object": "thread.run.step",
+        "created_at": now(),
+        "run_id": run["id"],
+        "assistant_id": run["assistant_id"],
+        "thread_id": run["thread_id"],
+        "type": details["type"],
+        "status": "in_progress",
+        "cancelled_at": None,
+        "completed_at": None,
+        "expired_at": None,
+        "failed_at": None,
+        "last_error": None,
+        "step_details": details,
+        "usage": None,
+        "metadata": {},
+    }
+
+
+async def insert_message(conn: AsyncConnection, project_id: str, msg: dict[str, Any]) -> bool:
+    cur = await conn.execute(
+        "INSERT INTO messages (id, project_id, thread_id, run_id, created_at, data) VALUES (%s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (id) DO NOTHING",
+        (msg["id"], project_id, msg["thread_id"], msg["run_id"], msg["created_at"], Jsonb(msg)),
+    )
+    return cur.rowcount > 0
+
+
+async def insert_step(conn: AsyncConnection, project_id: str, step: dict[str, Any]) -> bool:
+    cur = await conn.execute(
+        "INSERT INTO run_steps (id, project_id, thread_id, run_id, created_at, data) VALUES (%s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (id) DO NOTHING",
+        (step["id"], project_id, step["thread_id"], step["run_id"], step["created_at"], Jsonb(step)),
+    )
+    return cur.rowcount > 0
+
+
+async def load_run(conn: AsyncConnection, run_id: str, project_id: str) -> dict[str, Any] | None:
+    row = await (await conn.execute("SELECT data FROM runs WHERE id = %s AND project_id = %s", (run_id, project_id))).fetchone()
+    return None if row is None else (row["data"] if isinstance(row, dict) else row[0])

@@ -1,0 +1,148 @@
+"""Inputs and outputs of workflows and activities: single dataclasses, so they can grow.
+
+New fields always get defaults, so histories recorded before they existed still decode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class RunInput:
+    run_id: str
+    thread_id: str
+    project_id: str
+
+
+@dataclass
+class RunResult:
+    status: str
+
+
+@dataclass
+class RunRef:
+    run_id: str
+    project_id: str
+
+
+@dataclass
+class RunPlan:
+    """What the workflow needs to know about a run to orchestrate it (read once at start)."""
+
+    model: str
+    temperature: float
+    top_p: float
+    max_prompt_tokens: int | None
+    max_completion_tokens: int | None
+    response_format: Any = "auto"
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: Any = "auto"
+    parallel_tool_calls: bool = True
+    expires_seconds: int = 600
+    assistant_id: str = ""
+    inference_task_queue: str = "assistants-inference"
+
+
+@dataclass
+class ChatMessage:
+    role: str  # system | user | assistant | tool
+    content: str
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+
+@dataclass
+class PromptInput:
+    run_id: str
+    project_id: str
+
+
+@dataclass
+class Prompt:
+    messages: list[ChatMessage]
+    # "auto" trims the oldest turns to fit; "last_messages" keeps the last N thread messages.
+    truncation: str = "auto"
+    last_messages: int | None = None
+
+
+@dataclass
+class GenerateInput:
+    run_id: str
+    project_id: str
+    thread_id: str
+    assistant_id: str
+    turn: int
+    model: str
+    messages: list[ChatMessage]
+    message_id: str
+    step_id: str
+    temperature: float
+    top_p: float
+    max_new_tokens: int | None
+    max_prompt_tokens: int | None
+    truncation: str = "auto"
+    last_messages: int | None = None
+    response_format: Any = "auto"
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: Any = "auto"
+    parallel_tool_calls: bool = True
+    seed: int | None = None
+
+
+@dataclass
+class ToolCall:
+    id: str
+    type: str  # function | code_interpreter | file_search
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass
+class GenerateOutput:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    # stop | length | prompt_too_long | tool_calls | cancelled
+    finish_reason: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    # Which rows the activity created (the message, or a tool_calls step).
+    created_message: bool = False
+
+
+@dataclass
+class StepResult:
+    run_id: str
+    project_id: str
+    turn: int
+    output: GenerateOutput
+    message_id: str
+    step_id: str
+
+
+@dataclass
+class ToolCallsInput:
+    run_id: str
+    project_id: str
+    step_id: str
+    tool_calls: list[ToolCall]
+    expires_seconds: int
+
+
+@dataclass
+class ToolOutputsInput:
+    run_id: str
+    project_id: str
+    step_id: str
+    outputs: dict[str, str]
+
+
+@dataclass
+class FinishRunInput:
+    run_id: str
+    project_id: str
+    status: str  # completed | incomplete | failed | cancelled | expired
+    incomplete_reason: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None

@@ -1,0 +1,108 @@
+"""One settings object per process, read once from the environment.
+
+Every variable is prefixed ``ASSISTANTS_`` except the few that deployments conventionally
+set unprefixed (``DATABASE_URL``, ``TEMPORAL_ADDRESS``, ``E2B_API_KEY``).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RUNS_TASK_QUEUE = "assistants-runs"
+INFERENCE_TASK_QUEUE = "assistants-inference"
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ASSISTANTS_", extra="ignore", populate_by_name=True)
+
+    env: Literal["dev", "production"] = "dev"
+    data_dir: Path = Path(".data")
+
+    # Connections. Unset = the embedded servers that `assistants up` starts in data_dir.
+    database_url: str | None = Field(default=None, validation_alias=AliasChoices("DATABASE_URL", "ASSISTANTS_DATABASE_URL"))
+    temporal_address: str | None = Field(
+        default=None, validation_alias=AliasChoices("TEMPORAL_ADDRESS", "ASSISTANTS_TEMPORAL_ADDRESS")
+    )
+    temporal_namespace: str = "default"
+    temporal_ui_url: str | None = None
+    # Register AssistantId/ThreadId/ProjectId (Keyword) on a cluster, or set this false.
+    temporal_search_attributes: bool = True
+    runs_task_queue: str = RUNS_TASK_QUEUE
+    inference_task_queue: str = INFERENCE_TASK_QUEUE
+
+    # API process.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_request_bytes: int = 2 * 1024 * 1024
+
+    # Embedded servers (only used when DATABASE_URL / TEMPORAL_ADDRESS are unset). 0 = pick a free port.
+    pg_port: int = 0
+    temporal_port: int = 0
+    temporal_ui_port: int = 8233
+
+    # Models. `models` maps a public model name to an HF id or local path, comma separated:
+    # "name=path,name2=Org/Model". The default model is always available.
+    models: str = ""
+    default_model: str = DEFAULT_MODEL
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dtype: str = "auto"  # auto | float32 | float16 | bfloat16
+    max_batch_size: int = 16
+    max_concurrent_generations: int = 32
+    max_context_tokens: int = 8192
+
+    # Runs.
+    run_expires_seconds: int = 600
+    max_run_expires_seconds: int = 7 * 24 * 3600
+
+    # Code interpreter.
+    e2b_api_key: str | None = Field(default=None, validation_alias=AliasChoices("E2B_API_KEY", "ASSISTANTS_E2B_API_KEY"))
+
+    # --- Code-interpreter sandbox (activities/sandbox; owner: sandbox) -------------------------
+    # Local backend limits, per sandbox. Env: ASSISTANTS_SANDBOX_<NAME>.
+    sandbox_memory_bytes: int = 2 * 1024**3  # RLIMIT_AS (address space) of each sandbox process
+    sandbox_cpu_seconds: int = 3600  # RLIMIT_CPU of each sandbox process, over its lifetime
+    sandbox_processes: int = 64  # RLIMIT_NPROC (processes + threads) of the sandbox uid
+    sandbox_file_size_bytes: int = 256 * 1024**2  # RLIMIT_FSIZE: largest file it can write
+    sandbox_tmp_bytes: int = 256 * 1024**2  # size of its private /tmp (tmpfs, counts as RAM)
+    sandbox_timeout_seconds: float = 120.0  # wall clock per execution: interrupt, then kill
+    sandbox_output_bytes: int = 1024**2  # stdout/stderr kept per execution
+    sandbox_idle_timeout_seconds: float = 3600.0  # a thread's session closes after this idle time
+    sandbox_uid: int = 65534  # unprivileged uid/gid the sandbox runs as (nobody)
+    # Python runtime the sandbox sees read-only (built by scripts/setup_sandbox.sh).
+    sandbox_runtime: Path = Path("/opt/assistants-sandbox/venv")
+    # Host folder for per-session work dirs (bound at /mnt/data). None = <tmp>/assistants-sandbox.
+    sandbox_work_root: Path | None = None
+    # Run the kernel WITHOUT isolation when bubblewrap is unusable. Never in production.
+    sandbox_unsafe: bool = False
+    # --- end sandbox ---------------------------------------------------------------------------
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.env == "production":
+            missing = [n for n, v in (("DATABASE_URL", self.database_url), ("TEMPORAL_ADDRESS", self.temporal_address)) if not v]
+            if missing:
+                raise ValueError(f"ASSISTANTS_ENV=production needs {', '.join(missing)} (no embedded servers in production)")
+        return self
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    def model_paths(self) -> dict[str, str]:
+        """Public model name -> HF id or local path (the default model maps to its prepared folder)."""
+        out: dict[str, str] = {self.default_model: str(self.resolved_data_dir / "models" / self.default_model)}
+        for item in filter(None, (p.strip() for p in self.models.split(","))):
+            name, _, path = item.partition("=")
+            out[name.strip()] = (path or name).strip()
+        return out
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

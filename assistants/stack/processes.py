@@ -1,0 +1,128 @@
+"""Child processes of the supervisor: start in their own session, stop by process group, restart."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` is a live process (a zombie awaiting its reaper counts as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: trust kill(0)
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def _die_with_parent() -> None:
+    # A child in its own session does not get the terminal's Ctrl-C; if the supervisor is
+    # SIGKILLed, the kernel still sends the child SIGTERM so nothing is left orphaned.
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def spawn(argv: Sequence[str], env: dict[str, str], stdout: IO[bytes] | int | None = None) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a new session (its own process group) that dies with this process."""
+    return subprocess.Popen(
+        list(argv),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=subprocess.STDOUT if stdout is not None else None,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
+
+
+def stop_group(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM the child's process group, wait, then SIGKILL it."""
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            log.warning("pid %s did not exit after %s; escalating", proc.pid, sig.name)
+
+
+class Child:
+    """A supervised child: one role, restarted with backoff when it dies unexpectedly."""
+
+    MAX_BACKOFF = 30.0
+    STABLE_AFTER = 60.0  # a child that ran this long resets the backoff
+
+    def __init__(self, role: str, argv: Sequence[str], env: dict[str, str], pid_dir: Path, log_path: Path | None = None):
+        self.role, self.argv, self.env, self.pid_dir, self.log_path = role, list(argv), env, pid_dir, log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self._backoff = 1.0
+        self._started_at = 0.0
+        self._restart_at: float | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    @property
+    def pid_file(self) -> Path:
+        return self.pid_dir / f"{self.role}.pid"
+
+    def start(self) -> None:
+        out: IO[bytes] | None = self.log_path.open("ab") if self.log_path else None
+        try:
+            self.proc = spawn(self.argv, self.env, stdout=out)
+        finally:
+            if out is not None:
+                out.close()  # the child holds its own copy of the descriptor
+        self._started_at = time.monotonic()
+        self.pid_file.write_text(f"{self.proc.pid}\n")
+        log.info("started %s (pid %s)", self.role, self.proc.pid)
+
+    def check(self) -> bool:
+        """Restart the child if it died; True when a new process was started."""
+        if self.proc is None or self.proc.poll() is None:
+            return False
+        now = time.monotonic()
+        if self._restart_at is None:
+            if now - self._started_at > self.STABLE_AFTER:
+                self._backoff = 1.0
+            log.warning("%s (pid %s) exited with %s; restarting in %.0fs", self.role, self.proc.pid, self.proc.returncode, self._backoff)
+            self._restart_at = now + self._backoff
+            self._backoff = min(self._backoff * 2, self.MAX_BACKOFF)
+        if now < self._restart_at:
+            return False
+        self._restart_at = None
+        self.restarts += 1
+        self.start()
+        return True
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc is not None:
+            stop_group(self.proc, timeout)
+            log.info("stopped %s (pid %s, exit %s)", self.role, self.proc.pid, self.proc.returncode)
+        self.pid_file.unlink(missing_ok=True)

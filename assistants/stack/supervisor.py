@@ -1,0 +1,220 @@
+"""``assistants up``: run Postgres, Temporal, the workers and the API in the foreground.
+
+The supervisor never imports torch: the model is prepared in a subprocess and every role runs
+in its own process (and session, so a terminal Ctrl-C reaches only the supervisor, which then
+stops the children in order).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import FrameType
+
+from assistants.settings import Settings, get_settings
+from assistants.stack.connect import apply_migrations
+from assistants.stack.ports import port_is_free
+from assistants.stack.postgres import EmbeddedPostgres, PostgresError
+from assistants.stack.processes import Child
+from assistants.stack.temporal import TemporalDevServer, TemporalError
+
+log = logging.getLogger("assistants.up")
+
+CHILD_STOP_TIMEOUT = 20.0
+POLL_INTERVAL = 0.5
+
+
+class StackError(RuntimeError):
+    pass
+
+
+class _Shutdown(BaseException):
+    """Raised by the signal handler to unwind startup; the main loop only sets a flag."""
+
+
+def run_up(host: str | None = None, port: int | None = None) -> int:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    try:
+        return Supervisor(settings, host or settings.host, port or settings.port).run()
+    except (StackError, PostgresError, TemporalError) as e:
+        log.error("%s", e)
+        return 1
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, host: str, port: int):
+        self.settings, self.host, self.port = settings, host, port
+        self.data_dir = settings.resolved_data_dir
+        self.pid_dir = self.data_dir / "pids"
+        self.stack_file = self.data_dir / "stack.json"
+        self.postgres: EmbeddedPostgres | None = None
+        self.temporal: TemporalDevServer | None = None
+        self.children: list[Child] = []
+        self._info: dict[str, str | None] = {}
+        self._stopping = False
+        self._in_loop = False
+
+    @property
+    def api_url(self) -> str:
+        shown = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{shown}:{self.port}"
+
+    def run(self) -> int:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+        try:
+            self._start()
+            self._supervise()
+        except _Shutdown:
+            log.info("interrupted during startup")
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            self._shutdown()
+        return 0
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        self._stopping = True
+        if not self._in_loop:
+            raise _Shutdown
+
+    # --- startup ----------------------------------------------------------------------
+    def _start(self) -> None:
+        self.pid_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "logs").mkdir(exist_ok=True)
+        if not port_is_free(self.port, self.host if self.host not in ("", "::") else "0.0.0.0"):
+            raise StackError(f"port {self.port} on {self.host} is in use; pass --port or set ASSISTANTS_PORT")
+        self._prepare_model()
+
+        database_url = self.settings.database_url
+        if not database_url:
+            self.postgres = EmbeddedPostgres(self.data_dir, self.settings.pg_port)
+            database_url = self.postgres.start()
+            self.postgres.requested_port = self.postgres.port  # a restart keeps the URL children have
+            self._write_pid("postgres", self.postgres.pid)
+
+        temporal_address, ui_url = self.settings.temporal_address, self.settings.temporal_ui_url
+        if not temporal_address:
+            self.temporal = TemporalDevServer(
+                self.data_dir, self.pid_dir, dict(os.environ),
+                port=self.settings.temporal_port, ui_port=self.settings.temporal_ui_port,
+                namespace=self.settings.temporal_namespace,
+            )  # fmt: skip
+            self.temporal.start()
+            temporal_address, ui_url = self.temporal.address, self.temporal.ui_url
+
+        apply_migrations(database_url)
+
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=database_url,
+            TEMPORAL_ADDRESS=temporal_address,
+            ASSISTANTS_DATA_DIR=str(self.data_dir),
+            PYTHONUNBUFFERED="1",
+        )
+        if ui_url:
+            env["ASSISTANTS_TEMPORAL_UI_URL"] = ui_url
+        cli = [sys.executable, "-m", "assistants.cli"]
+        roles = {
+            "worker-runs": [*cli, "worker", "--queue", "runs"],
+            "worker-inference": [*cli, "worker", "--queue", "inference"],
+            "api": [*cli, "api", "--host", self.host, "--port", str(self.port)],
+        }
+        for role, argv in roles.items():
+            child = Child(role, argv, env, self.pid_dir)
+            child.start()
+            self.children.append(child)
+
+        self._info = {"api_url": self.api_url, "temporal_ui": ui_url, "temporal_address": temporal_address, "database_url": database_url}
+        self._write_stack_file()
+        print(f"API: {self.api_url}", flush=True)  # noqa: T201
+        if ui_url:
+            print(f"Temporal UI: {ui_url}", flush=True)  # noqa: T201
+
+    def _prepare_model(self) -> None:
+        env = dict(os.environ, ASSISTANTS_DATA_DIR=str(self.data_dir))
+        argv = [sys.executable, "-m", "assistants.cli", "prepare-model"]
+        # Own session so Ctrl-C reaches only us; subprocess.run kills it when we unwind.
+        code = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, start_new_session=True, check=False).returncode
+        if code != 0:
+            raise StackError(f"`assistants prepare-model` failed with exit code {code}")
+
+    # --- running ----------------------------------------------------------------------
+    def _supervise(self) -> None:
+        self._in_loop = True
+        if self._stopping:
+            return
+        healthy = False
+        while not self._stopping:
+            time.sleep(POLL_INTERVAL)
+            changed = False
+            if self.temporal is not None:
+                changed |= self.temporal.child.check()
+            for child in self.children:
+                changed |= child.check()
+            if self.postgres is not None and self.postgres.pid is None and not self._stopping:
+                log.error("postgres is not running; restarting it on port %s", self.postgres.port)
+                self.postgres.start()
+                self._write_pid("postgres", self.postgres.pid)
+                changed = True
+            if changed:
+                self._write_stack_file()
+            if not healthy and _health_ok(self.api_url):
+                healthy = True
+                log.info("stack is ready: %s", self.api_url)
+
+    def _shutdown(self) -> None:
+        # Workers and API first, all at once, so in-flight activities drain while the API closes.
+        for child in self.children:
+            if child.proc is not None and child.proc.poll() is None:
+                os.killpg(child.proc.pid, signal.SIGTERM)
+        for child in reversed(self.children):
+            child.stop(CHILD_STOP_TIMEOUT)
+        if self.temporal is not None:
+            self.temporal.stop()
+        if self.postgres is not None:
+            try:
+                self.postgres.stop()
+            except PostgresError as e:
+                log.error("%s", e)
+        for name in ("postgres",):
+            (self.pid_dir / f"{name}.pid").unlink(missing_ok=True)
+        self.stack_file.unlink(missing_ok=True)
+        log.info("stopped")
+
+    # --- state files ------------------------------------------------------------------
+    def _write_pid(self, role: str, pid: int | None) -> None:
+        if pid is not None:
+            (self.pid_dir / f"{role}.pid").write_text(f"{pid}\n")
+
+    def _write_stack_file(self) -> None:
+        pids = {c.role: c.pid for c in self.children}
+        if self.temporal is not None:
+            pids["temporal"] = self.temporal.child.pid
+        if self.postgres is not None:
+            pids["postgres"] = self.postgres.pid
+        info = {**self._info, "supervisor_pid": os.getpid(), "pids": pids}
+        # 0600: the database URL carries the password.
+        tmp = self.stack_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(info, f, indent=2)
+        tmp.replace(self.stack_file)
+
+
+def _health_ok(api_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(api_url + "/health", timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False

@@ -1,0 +1,96 @@
+"""Worker processes. Builds every client once (pool, Temporal client, model registry) and hands
+them to the activity classes; registers bound methods on the right task queue.
+
+`runs` hosts the workflows and the store activities (CPU); `inference` hosts generation (GPU in
+production), so the two fleets scale apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import signal
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from assistants.db.migrate import apply_migrations
+from assistants.db.pool import open_pool
+from assistants.settings import Settings, get_settings
+
+log = logging.getLogger("assistants.worker")
+
+
+async def _connect(settings: Settings) -> Client:
+    if not settings.temporal_address:
+        raise SystemExit("TEMPORAL_ADDRESS is not set (start the stack with `assistants up`, or point it at a cluster)")
+    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+
+
+def _runs_worker(client: Client, pool, settings: Settings) -> Worker:  # type: ignore[no-untyped-def]
+    from activities.store import StoreActivities
+    from workflows.run import RunWorkflow
+
+    store = StoreActivities(pool, settings)
+    return Worker(
+        client,
+        task_queue=settings.runs_task_queue,
+        workflows=[RunWorkflow],
+        activities=[store.start_run, store.build_prompt, store.complete_step, store.require_action,
+                    store.record_tool_outputs, store.finish_run],
+        max_concurrent_activities=64,
+    )
+
+
+def _inference_worker(client: Client, pool, settings: Settings) -> Worker:  # type: ignore[no-untyped-def]
+    from activities.inference import InferenceActivities
+    from activities.llm.registry import ModelRegistry
+
+    registry = ModelRegistry(settings)
+    registry.get(settings.default_model)  # load once, before taking work
+    inference = InferenceActivities(registry, pool, settings)
+    # A full worker stops polling: back-pressure comes from Temporal's activity slots.
+    return Worker(
+        client,
+        task_queue=settings.inference_task_queue,
+        activities=[inference.generate],
+        max_concurrent_activities=settings.max_concurrent_generations,
+        activity_executor=concurrent.futures.ThreadPoolExecutor(4),
+    )
+
+
+async def _main(queues: list[str]) -> None:
+    settings = get_settings()
+    if not settings.database_url:
+        raise SystemExit("DATABASE_URL is not set")
+    await asyncio.to_thread(apply_migrations, settings.database_url)
+    client = await _connect(settings)
+    pool = await open_pool(settings.database_url, max_size=20)
+    wanted = {"runs", "inference"} if "all" in queues else set(queues)
+    workers = []
+    if "runs" in wanted:
+        workers.append(_runs_worker(client, pool, settings))
+    if "inference" in wanted:
+        workers.append(await asyncio.to_thread(_inference_worker, client, pool, settings))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker polling %s", ", ".join(sorted(wanted)))
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    stopper = asyncio.create_task(stop.wait())
+    # Exit when told to, or when any worker dies (the supervisor restarts the process).
+    done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    await pool.close()
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if stopper not in done and failed:
+        raise SystemExit(f"worker stopped: {failed[0]!r}")
+
+
+def run_worker(queues: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_main(queues))
+    return 0

@@ -1,0 +1,26 @@
+"""Timeouts and retry policies of every activity call, named once.
+
+Retries belong to Temporal: activities and their clients never retry on their own.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+STORE_TIMEOUT = timedelta(seconds=30)
+STORE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), backoff_coefficient=2.0,
+                          maximum_interval=timedelta(seconds=30), maximum_attempts=50)
+
+# Generation heartbeats every couple of seconds; a worker that dies mid-generation is noticed
+# after GENERATE_HEARTBEAT and the call is retried on another (or the restarted) worker.
+GENERATE_TIMEOUT = timedelta(minutes=30)
+GENERATE_HEARTBEAT = timedelta(seconds=10)
+GENERATE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                             maximum_interval=timedelta(seconds=20), maximum_attempts=6,
+                             non_retryable_error_types=["ModelNotFound", "InvalidRequest"])
+
+# Upper bound of model turns in one run (tool call -> output -> next turn), so a model that
+# keeps calling tools cannot loop forever.
+MAX_TURNS = 16

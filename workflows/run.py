@@ -1,0 +1,176 @@
+"""RunWorkflow: one Assistants API run, durable. Workflow id = run id.
+
+Pure orchestration: every read or write of the world is an activity. The workflow waits for tool
+outputs (requires_action) in Temporal, not in any process's memory, so a run can wait days
+across restarts while holding no worker slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.inference import InferenceActivities
+    from activities.store import StoreActivities
+    from assistants.ids import derived_id
+    from assistants.io import (
+        ChatMessage,
+        FinishRunInput,
+        GenerateInput,
+        GenerateOutput,
+        PromptInput,
+        RunInput,
+        RunPlan,
+        RunRef,
+        RunResult,
+        StepResult,
+        ToolCallsInput,
+        ToolOutputsInput,
+    )
+    from workflows import options
+
+
+@workflow.defn
+class RunWorkflow:
+    def __init__(self) -> None:
+        self._pending_calls: list[str] = []
+        self._tool_outputs: dict[str, str] | None = None
+        self._outputs_recorded = False
+
+    @workflow.run
+    async def run(self, inp: RunInput) -> RunResult:
+        ref = RunRef(run_id=inp.run_id, project_id=inp.project_id)
+        try:
+            plan = await self._store(StoreActivities.start_run, ref)
+            if plan is None:  # cancelled before it started
+                return RunResult(status="cancelled")
+            return await self._turns(inp, plan)
+        except asyncio.CancelledError:
+            await self._finish(inp, "cancelled")
+            raise
+        except ActivityError as err:
+            cause = err.cause
+            message = str(cause.message if isinstance(cause, ApplicationError) else cause or err)
+            await self._finish(inp, "failed", error_code="server_error", error_message=message)
+            return RunResult(status="failed")
+
+    async def _turns(self, inp: RunInput, plan: RunPlan) -> RunResult:
+        completion_used = 0
+        extra: list[ChatMessage] = []  # tool calls and outputs of this run, appended turn by turn
+        for turn in range(options.MAX_TURNS):
+            prompt = await self._store(StoreActivities.build_prompt, PromptInput(run_id=inp.run_id, project_id=inp.project_id))
+            budget = None if plan.max_completion_tokens is None else plan.max_completion_tokens - completion_used
+            out: GenerateOutput = await workflow.execute_activity_method(
+                InferenceActivities.generate,
+                GenerateInput(
+                    run_id=inp.run_id,
+                    project_id=inp.project_id,
+                    thread_id=inp.thread_id,
+                    assistant_id=plan.assistant_id,
+                    turn=turn,
+                    model=plan.model,
+                    messages=prompt.messages + extra,
+                    message_id=derived_id("msg", inp.run_id, turn),
+                    step_id=derived_id("step", inp.run_id, turn),
+                    temperature=plan.temperature,
+                    top_p=plan.top_p,
+                    max_new_tokens=budget,
+                    max_prompt_tokens=plan.max_prompt_tokens,
+                    truncation=prompt.truncation,
+                    last_messages=prompt.last_messages,
+                    response_format=plan.response_format,
+                    tools=plan.tools,
+                    tool_choice=plan.tool_choice if turn == 0 else "auto",
+                    parallel_tool_calls=plan.parallel_tool_calls,
+                ),
+                task_queue=plan.inference_task_queue,
+                start_to_close_timeout=options.GENERATE_TIMEOUT,
+                heartbeat_timeout=options.GENERATE_HEARTBEAT,
+                retry_policy=options.GENERATE_RETRY,
+            )
+            completion_used += out.completion_tokens
+            step = StepResult(
+                run_id=inp.run_id, project_id=inp.project_id, turn=turn, output=out,
+                message_id=derived_id("msg", inp.run_id, turn), step_id=derived_id("step", inp.run_id, turn),
+            )
+            await self._store(StoreActivities.complete_step, step)
+            if out.finish_reason == "prompt_too_long":
+                await self._finish(inp, "incomplete", incomplete_reason="max_prompt_tokens")
+                return RunResult(status="incomplete")
+            if out.finish_reason == "length" and budget is not None:
+                await self._finish(inp, "incomplete", incomplete_reason="max_completion_tokens")
+                return RunResult(status="incomplete")
+            if not out.tool_calls:
+                await self._finish(inp, "completed")
+                return RunResult(status="completed")
+            outputs = await self._await_tool_outputs(inp, plan, step)
+            if outputs is None:
+                await self._finish(inp, "expired")
+                return RunResult(status="expired")
+            extra += [ChatMessage(role="assistant", content="", tool_calls=[
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in out.tool_calls
+            ])]
+            extra += [ChatMessage(role="tool", content=outputs[c.id], tool_call_id=c.id) for c in out.tool_calls]
+        await self._finish(inp, "failed", error_code="server_error", error_message="the model kept calling tools; turn limit reached")
+        return RunResult(status="failed")
+
+    async def _await_tool_outputs(self, inp: RunInput, plan: RunPlan, step: StepResult) -> dict[str, str] | None:
+        """Pause in requires_action until outputs for every call arrive, or the run expires."""
+        calls = step.output.tool_calls
+        self._pending_calls = [c.id for c in calls]
+        self._tool_outputs = None
+        await self._store(StoreActivities.require_action, ToolCallsInput(
+            run_id=inp.run_id, project_id=inp.project_id, step_id=step.step_id, tool_calls=calls,
+            expires_seconds=plan.expires_seconds,
+        ))
+        try:
+            await workflow.wait_condition(lambda: self._tool_outputs is not None, timeout=timedelta(seconds=plan.expires_seconds))
+        except TimeoutError:
+            return None
+        outputs = self._tool_outputs or {}
+        self._pending_calls = []
+        await self._store(StoreActivities.record_tool_outputs, ToolOutputsInput(
+            run_id=inp.run_id, project_id=inp.project_id, step_id=step.step_id, outputs=outputs,
+        ))
+        self._outputs_recorded = True
+        return outputs
+
+    @workflow.update
+    async def submit_tool_outputs(self, outputs: ToolOutputsInput) -> None:
+        # Returns once the outputs are recorded, so the caller reads the run already in_progress
+        # (the SDK's submit_tool_outputs_and_poll stops polling on requires_action).
+        self._outputs_recorded = False
+        self._tool_outputs = dict(outputs.outputs)
+        await workflow.wait_condition(lambda: self._outputs_recorded)
+
+    @submit_tool_outputs.validator
+    def _validate_tool_outputs(self, outputs: ToolOutputsInput) -> None:
+        if not self._pending_calls or self._tool_outputs is not None:
+            raise ApplicationError("Runs in status other than requires_action do not accept tool outputs.", type="InvalidRequest")
+        given = list(outputs.outputs)
+        unknown = [c for c in given if c not in self._pending_calls]
+        if unknown:
+            raise ApplicationError(f"Unknown tool_call_id: {unknown[0]}", type="InvalidRequest")
+        missing = [c for c in self._pending_calls if c not in outputs.outputs]
+        if missing:
+            raise ApplicationError(f"Missing tool output for tool_call_id: {missing[0]}", type="InvalidRequest")
+
+    @workflow.query
+    def pending_tool_calls(self) -> list[str]:
+        return list(self._pending_calls)
+
+    async def _finish(self, inp: RunInput, status: str, *, incomplete_reason: str | None = None,
+                      error_code: str | None = None, error_message: str | None = None) -> None:
+        await self._store(StoreActivities.finish_run, FinishRunInput(
+            run_id=inp.run_id, project_id=inp.project_id, status=status, incomplete_reason=incomplete_reason,
+            error_code=error_code, error_message=error_message,
+        ))
+
+    async def _store(self, method, arg):  # type: ignore[no-untyped-def]
+        return await workflow.execute_activity_method(
+            method, arg, start_to_close_timeout=options.STORE_TIMEOUT, retry_policy=options.STORE_RETRY
+        )
