@@ -1,0 +1,169 @@
+"""The tool-call format: how tools are shown to a model and how its calls are read back.
+
+Models with a tool-aware chat template (Qwen2.5, Llama 3.1, Hermes...) get the tools through the
+template. Models without one (SmolLM2) get them in the system prompt, with the Hermes-style
+format most open models were tuned on: `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`.
+The parser is lenient about what small models actually emit (missing closing tags, bare JSON,
+`parameters` instead of `arguments`, arguments as a JSON string) and never lets raw markup reach
+message text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+OPEN_TAG = "<tool_call>"
+CLOSE_TAG = "</tool_call>"
+_BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
+
+
+@dataclass
+class ParsedCall:
+    name: str
+    arguments: Any  # decoded JSON value (normally a dict); None when it did not parse
+
+
+def template_supports_tools(tokenizer: Any) -> bool:
+    template = getattr(tokenizer, "chat_template", None) or ""
+    return isinstance(template, str) and "tools" in template
+
+
+def function_specs(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"type": "function", "function": t["function"]} for t in tools if t.get("type") == "function"]
+
+
+def tools_system_prompt(specs: list[dict[str, Any]]) -> str:
+    lines = [
+        "You can call functions. The available functions, as JSON schemas:",
+        "<tools>",
+        *(json.dumps(s["function"], ensure_ascii=False) for s in specs),
+        "</tools>",
+        "To call a function, reply with exactly one line per call:",
+        '<tool_call>{"name": "<function name>", "arguments": {<arguments as JSON>}}</tool_call>',
+        "Otherwise reply to the user normally.",
+    ]
+    return "\n".join(lines)
+
+
+def render_call(name: str, arguments: str) -> str:
+    try:
+        args: Any = json.loads(arguments)
+    except ValueError:
+        args = arguments
+    return f"{OPEN_TAG}{json.dumps({'name': name, 'arguments': args}, ensure_ascii=False)}{CLOSE_TAG}"
+
+
+def messages_for_template(messages: list[dict[str, Any]], specs: list[dict[str, Any]], native: bool) -> list[dict[str, Any]]:
+    """Rewrite assistant tool calls and tool results for a template without tool support."""
+    if native or not specs and not any(m.get("tool_calls") or m["role"] == "tool" for m in messages):
+        return messages
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.get("tool_calls"):
+            calls = "\n".join(render_call(c["function"]["name"], c["function"]["arguments"]) for c in m["tool_calls"])
+            out.append({"role": "assistant", "content": calls})
+        elif m["role"] == "tool":
+            out.append({"role": "user", "content": f"<tool_response>\n{m['content']}\n</tool_response>"})
+        else:
+            out.append({k: v for k, v in m.items() if k in ("role", "content")})
+    if specs:
+        prompt = tools_system_prompt(specs)
+        if out and out[0]["role"] == "system":
+            out[0] = {"role": "system", "content": f"{out[0]['content']}\n\n{prompt}"}
+        else:
+            out.insert(0, {"role": "system", "content": prompt})
+    return out
+
+
+def _decode_first_json(text: str) -> tuple[Any, bool]:
+    text = text.strip()
+    start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
+    if start < 0:
+        return None, False
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text[start:])
+        return value, True
+    except ValueError:
+        return None, False
+
+
+def _as_calls(value: Any) -> list[ParsedCall]:
+    items = value if isinstance(value, list) else [value]
+    calls = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        if "function" in item and isinstance(item["function"], dict):  # OpenAI-shaped
+            item = item["function"]
+        name = item.get("name")
+        if not isinstance(name, str) or not name:
+            continue
+        args = item.get("arguments", item.get("parameters", {}))
+        if isinstance(args, str):
+            try:
+                args = json.loads(args)
+            except ValueError:
+                args = None
+        calls.append(ParsedCall(name=name, arguments=args))
+    return calls
+
+
+def parse_tool_calls(text: str) -> tuple[str, list[ParsedCall]]:
+    """Split model output into (message text without markup, tool calls)."""
+    calls: list[ParsedCall] = []
+    if OPEN_TAG in text:
+        for block in _BLOCK.findall(text):
+            value, ok = _decode_first_json(block)
+            if ok:
+                calls.extend(_as_calls(value))
+            else:
+                name = re.search(r'"name"\s*:\s*"([^"]+)"', block)
+                if name:
+                    calls.append(ParsedCall(name=name.group(1), arguments=None))
+        clean = text[: text.find(OPEN_TAG)].strip()
+        return clean, calls
+    stripped = text.strip()
+    if stripped.startswith(("{", "[")):  # bare JSON call, as some models emit
+        value, ok = _decode_first_json(stripped)
+        if ok:
+            calls = _as_calls(value)
+            if calls:
+                return "", calls
+    return text, []
+
+
+class MarkupFilter:
+    """Streams text through, holding back anything that may be the start of a tool call."""
+
+    def __init__(self) -> None:
+        self.pending = ""
+        self.emitted = ""
+        self.in_call = False
+
+    def feed(self, piece: str) -> str:
+        if self.in_call:
+            return ""
+        self.pending += piece
+        idx = self.pending.find(OPEN_TAG)
+        if idx >= 0:
+            self.in_call = True
+            out, self.pending = self.pending[:idx], ""
+            return self._emit(out)
+        stripped = (self.emitted + self.pending).lstrip()
+        if not self.emitted.strip() and stripped[:1] in ("{", "["):
+            return ""  # maybe a bare JSON call: decide at the end
+        # Keep back a suffix that could still grow into the opening tag.
+        keep = 0
+        for n in range(min(len(OPEN_TAG) - 1, len(self.pending)), 0, -1):
+            if OPEN_TAG.startswith(self.pending[-n:]):
+                keep = n
+                break
+        out, self.pending = self.pending[: len(self.pending) - keep], self.pending[len(self.pending) - keep :]
+        return self._emit(out)
+
+    def _emit(self, out: str) -> str:
+        self.emitted += out
+        return out
