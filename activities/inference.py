@@ -3,28 +3,37 @@
 The model is loaded once per worker process (ModelRegistry) and shared by every concurrent run
 through the batching engine. Token deltas never enter workflow history: they are appended to the
 run's event log in Postgres (and NOTIFYed) as they are generated.
+
+Tool calls: with `tool_choice` "auto" the model answers freely in its tool-call format and the
+output is parsed (activities/llm/toolcalls.py). When a call is required or a function is named,
+the call is forced by constrained decoding: the function name from an enum, then the arguments
+from the function's JSON schema, so they always parse and validate.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from typing import Any
 
+import jsonschema
 from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from assistants.db.runlog import append_events, insert_message, insert_step, message_row, step_row
-from assistants.io import ChatMessage, GenerateInput, GenerateOutput
+from activities.events import MessageStream, ToolStepStream
+from activities.llm import toolcalls
+from assistants.ids import derived_id
+from assistants.io import ChatMessage, GenerateInput, GenerateOutput, ToolCall
 from assistants.settings import Settings
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY_S = 2.0
-FLUSH_EVERY_S = 0.05
 DEFAULT_MAX_NEW_TOKENS = 512
+EMPTY_PARAMS: dict[str, Any] = {"type": "object", "properties": {}}
 
 
 def _chat_dicts(messages: list[ChatMessage]) -> list[dict[str, Any]]:
@@ -39,57 +48,22 @@ def _chat_dicts(messages: list[ChatMessage]) -> list[dict[str, Any]]:
     return out
 
 
-class _MessageStream:
-    """Creates the run's message on the first token and appends coalesced deltas to the event log."""
+def _forced_name(tool_choice: Any) -> str | None:
+    if isinstance(tool_choice, dict) and tool_choice.get("type") == "function":
+        return str(tool_choice["function"]["name"])
+    return None
 
-    def __init__(self, pool: AsyncConnectionPool, inp: GenerateInput, attempt: int) -> None:
-        self.pool, self.inp, self.attempt = pool, inp, attempt
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
-        self.created = False
-        self.loop = asyncio.get_running_loop()
 
-    def on_delta(self, text: str) -> None:  # called from the engine's decode thread
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, text)
-
-    async def ensure_created(self) -> None:
-        if self.created:
-            return
-        inp = self.inp
-        run = {"id": inp.run_id, "thread_id": inp.thread_id, "assistant_id": inp.assistant_id}
-        msg = message_row(inp.message_id, run)
-        step = step_row(inp.step_id, run, {"type": "message_creation", "message_creation": {"message_id": inp.message_id}})
-        async with self.pool.connection() as conn, conn.transaction():
-            new_step = await insert_step(conn, inp.project_id, step)
-            new_msg = await insert_message(conn, inp.project_id, msg)
-            events: list[tuple[str, dict[str, Any]]] = []
-            if new_step:
-                events += [("thread.run.step.created", step), ("thread.run.step.in_progress", step)]
-            if new_msg:
-                events += [("thread.message.created", msg), ("thread.message.in_progress", msg)]
-            await append_events(conn, inp.run_id, events, self.attempt)
-        self.created = True
-
-    async def pump(self) -> None:
-        """Drain deltas until the None sentinel, writing one event per flush interval."""
-        done = False
-        while not done:
-            first = await self.queue.get()
-            chunks = [] if first is None else [first]
-            done = first is None
-            await asyncio.sleep(FLUSH_EVERY_S)
-            while not self.queue.empty():
-                item = self.queue.get_nowait()
-                if item is None:
-                    done = True
-                else:
-                    chunks.append(item)
-            text = "".join(chunks)
-            if text:
-                await self.ensure_created()
-                delta = {"id": self.inp.message_id, "object": "thread.message.delta",
-                         "delta": {"content": [{"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]}}
-                async with self.pool.connection() as conn:
-                    await append_events(conn, self.inp.run_id, [("thread.message.delta", delta)], self.attempt)
+def _text_constraint(model: Any, response_format: Any) -> Any:
+    """Structured output by constrained decoding (json_object / json_schema)."""
+    if not isinstance(response_format, dict):
+        return None
+    if response_format.get("type") == "json_object":
+        return model.json_schema_constraint({"type": "object"})
+    if response_format.get("type") == "json_schema":
+        schema = response_format.get("json_schema", {}).get("schema") or {"type": "object"}
+        return model.json_schema_constraint(schema)
+    return None
 
 
 class InferenceActivities:
@@ -98,31 +72,6 @@ class InferenceActivities:
         self.pool = pool
         self.settings = settings
 
-    async def _discard_earlier_attempts(self, inp: GenerateInput, attempt: int) -> None:
-        # A crashed attempt may have streamed part of the text; mark it so readers skip it.
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "UPDATE run_events SET discarded = true WHERE run_id = %s AND attempt < %s AND event = 'thread.message.delta'"
-                " AND data->>'id' = %s",
-                (inp.run_id, attempt, inp.message_id),
-            )
-
-    def _fit_prompt(self, model: Any, inp: GenerateInput, max_new: int) -> list[int] | None:
-        """Token ids of the prompt, trimmed per the truncation strategy; None if it cannot fit."""
-        messages = _chat_dicts(inp.messages)
-        limit = self.settings.max_context_tokens - max_new
-        if inp.max_prompt_tokens is not None:
-            limit = min(limit, inp.max_prompt_tokens)
-        ids = model.encode_chat(messages)
-        while len(ids) > limit and inp.truncation == "auto":
-            # Drop the oldest non-system message, keeping at least the last one.
-            droppable = [i for i, m in enumerate(messages) if m["role"] != "system"]
-            if len(droppable) <= 1:
-                break
-            del messages[droppable[0]]
-            ids = model.encode_chat(messages)
-        return ids if len(ids) <= limit else None
-
     @activity.defn(name="generate")
     async def generate(self, inp: GenerateInput) -> GenerateOutput:
         if inp.model not in self.registry.names():
@@ -130,35 +79,148 @@ class InferenceActivities:
         model = await asyncio.to_thread(self.registry.get, inp.model)
         attempt = activity.info().attempt
         if attempt > 1:
-            await self._discard_earlier_attempts(inp, attempt)
-        max_new = min(inp.max_new_tokens or DEFAULT_MAX_NEW_TOKENS, self.settings.max_context_tokens // 2)
-        prompt_ids = await asyncio.to_thread(self._fit_prompt, model, inp, max_new)
-        if prompt_ids is None:
-            return GenerateOutput(text="", prompt_tokens=0, completion_tokens=0, finish_reason="prompt_too_long")
-
-        from activities.llm.engine import GenerationRequest
-
-        request = GenerationRequest(
-            prompt_ids=prompt_ids, max_new_tokens=max_new, temperature=inp.temperature, top_p=inp.top_p, seed=inp.seed
-        )
-        stream = _MessageStream(self.pool, inp, attempt)
-        pump = asyncio.create_task(stream.pump())
+            await MessageStream.discard_earlier_attempts(self.pool, inp, attempt)
         beat = asyncio.create_task(self._heartbeat())
         try:
-            result = await model.engine.generate(request, stream.on_delta)
+            return await self._generate(model, inp, attempt)
         finally:
             beat.cancel()
-            stream.queue.put_nowait(None)
+
+    async def _generate(self, model: Any, inp: GenerateInput, attempt: int) -> GenerateOutput:
+        specs = toolcalls.function_specs(inp.tools) if inp.tool_choice != "none" else []
+        forced = _forced_name(inp.tool_choice)
+        if forced is not None or (inp.tool_choice == "required" and specs):
+            specs = [s for s in specs if forced is None or s["function"]["name"] == forced]
+        native = toolcalls.template_supports_tools(model.tokenizer)
+        messages = toolcalls.messages_for_template(_chat_dicts(inp.messages), specs, native)
+        max_new = min(inp.max_new_tokens or DEFAULT_MAX_NEW_TOKENS, self.settings.max_context_tokens // 2)
+        prompt_ids = await asyncio.to_thread(self._fit_prompt, model, inp, messages, specs if native else None, max_new)
+        if prompt_ids is None:
+            return GenerateOutput(text="", prompt_tokens=0, completion_tokens=0, finish_reason="prompt_too_long")
+        if specs and (forced is not None or inp.tool_choice == "required"):
+            return await self._forced_call(model, inp, attempt, prompt_ids, specs, max_new)
+        return await self._free_turn(model, inp, attempt, prompt_ids, specs, max_new)
+
+    def _fit_prompt(self, model: Any, inp: GenerateInput, messages: list[dict[str, Any]],
+                    tools: list[dict[str, Any]] | None, max_new: int) -> list[int] | None:
+        """Prompt ids, trimmed per the truncation strategy; None if it cannot fit."""
+        limit = self.settings.max_context_tokens - max_new
+        if inp.max_prompt_tokens is not None:
+            limit = min(limit, inp.max_prompt_tokens)
+        ids = model.encode_chat(messages, tools=tools)
+        while len(ids) > limit and inp.truncation == "auto":
+            droppable = [i for i, m in enumerate(messages) if m["role"] != "system"]
+            if len(droppable) <= 1:
+                break
+            del messages[droppable[0]]  # the oldest turn goes first
+            ids = model.encode_chat(messages, tools=tools)
+        return ids if len(ids) <= limit else None
+
+    def _request(self, inp: GenerateInput, prompt_ids: list[int], max_new: int, constraint: Any = None) -> Any:
+        from activities.llm.engine import GenerationRequest
+
+        greedy = inp.temperature <= 0 or inp.top_p <= 0
+        return GenerationRequest(prompt_ids=prompt_ids, max_new_tokens=max(1, max_new), temperature=0.0 if greedy else inp.temperature,
+                                 top_p=1.0 if greedy else inp.top_p, seed=inp.seed, constraint=constraint)
+
+    async def _free_turn(self, model: Any, inp: GenerateInput, attempt: int, prompt_ids: list[int],
+                         specs: list[dict[str, Any]], max_new: int) -> GenerateOutput:
+        """The model answers freely: text streams as message deltas; tool-call markup is held back."""
+        stream = MessageStream(self.pool, inp, attempt)
+        markup = toolcalls.MarkupFilter() if specs else None
+
+        def on_delta(piece: str) -> None:
+            stream.push(markup.feed(piece) if markup else piece)
+
+        constraint = None if specs else _text_constraint(model, inp.response_format)
+        pump = asyncio.create_task(stream.pump())
+        try:
+            result = await model.engine.generate(self._request(inp, prompt_ids, max_new, constraint), on_delta)
+        finally:
+            stream.close()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
-        await stream.ensure_created()
-        return GenerateOutput(
-            text=result.text,
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            finish_reason=result.finish_reason,
-            created_message=True,
-        )
+        calls: list[ToolCall] = []
+        text = result.text
+        if specs:
+            text_part, parsed = toolcalls.parse_tool_calls(result.text)
+            calls = await self._validated_calls(model, inp, prompt_ids, parsed, specs)
+            # Markup never reaches message text, even when the call in it was unusable.
+            text = stream.emitted if calls else (text_part if toolcalls.OPEN_TAG in result.text else result.text)
+        rest = text[len(stream.emitted):] if text.startswith(stream.emitted) else ""
+        if rest:
+            await stream.write_text(rest)
+        out = GenerateOutput(text=text, prompt_tokens=result.prompt_tokens,
+                             completion_tokens=result.completion_tokens, finish_reason=result.finish_reason)
+        if calls:
+            out.tool_calls, out.finish_reason = calls, "tool_calls"
+            out.tool_step_id = inp.step_id if not stream.created else derived_id("step", inp.run_id, inp.turn, "tools")
+            await ToolStepStream(self.pool, inp, attempt, out.tool_step_id).write_calls(calls)
+        if stream.created or not calls:
+            await stream.ensure_created()
+            out.created_message = True
+        return out
+
+    async def _validated_calls(self, model: Any, inp: GenerateInput, prompt_ids: list[int],
+                               parsed: list[toolcalls.ParsedCall], specs: list[dict[str, Any]]) -> list[ToolCall]:
+        """Keep calls to known functions; arguments that do not validate are regenerated constrained."""
+        by_name = {s["function"]["name"]: s["function"] for s in specs}
+        calls: list[ToolCall] = []
+        for p in parsed:
+            fn = by_name.get(p.name)
+            if fn is None:
+                continue
+            schema = fn.get("parameters") or EMPTY_PARAMS
+            try:
+                jsonschema.validate(p.arguments, schema)
+                arguments = json.dumps(p.arguments, ensure_ascii=False)
+            except jsonschema.ValidationError:
+                arguments, _ = await self._constrained_arguments(model, inp, prompt_ids, p.name, schema, None)
+            calls.append(ToolCall(id=derived_id("call", inp.run_id, inp.turn, len(calls)), type="function",
+                                  name=p.name, arguments=arguments))
+            if not inp.parallel_tool_calls:
+                break
+        return calls
+
+    async def _forced_call(self, model: Any, inp: GenerateInput, attempt: int, prompt_ids: list[int],
+                           specs: list[dict[str, Any]], max_new: int) -> GenerateOutput:
+        """A call is guaranteed: constrained name (enum), then constrained arguments (schema)."""
+        names = [s["function"]["name"] for s in specs]
+        prompt_tokens, completion = len(prompt_ids), 0
+        if len(names) == 1:
+            name = names[0]
+        else:
+            prefix = model.encode(toolcalls.OPEN_TAG + '{"name": ')
+            res = await model.engine.generate(self._request(inp, prompt_ids + prefix, 32, model.json_schema_constraint(
+                {"type": "string", "enum": names})))
+            completion += res.completion_tokens
+            name = json.loads(res.text) if res.text.strip().startswith('"') else names[0]
+        call = ToolCall(id=derived_id("call", inp.run_id, inp.turn, 0), type="function", name=name)
+        step = ToolStepStream(self.pool, inp, attempt, inp.step_id)
+        await step.start(call)
+        schema = next(s["function"] for s in specs if s["function"]["name"] == name).get("parameters") or EMPTY_PARAMS
+        call.arguments, used = await self._constrained_arguments(model, inp, prompt_ids, name, schema, step, max_new)
+        completion += used
+        await step.write_calls([call])
+        return GenerateOutput(text="", prompt_tokens=prompt_tokens, completion_tokens=completion, finish_reason="tool_calls",
+                              tool_calls=[call], tool_step_id=inp.step_id)
+
+    async def _constrained_arguments(self, model: Any, inp: GenerateInput, prompt_ids: list[int], name: str,
+                                     schema: dict[str, Any], step: ToolStepStream | None,
+                                     max_new: int = DEFAULT_MAX_NEW_TOKENS) -> tuple[str, int]:
+        prefix = model.encode(toolcalls.OPEN_TAG + json.dumps({"name": name})[:-1] + ', "arguments": ')
+        request = self._request(inp, prompt_ids + prefix, max_new, model.json_schema_constraint(schema))
+        # Greedy decoding keeps forced arguments deterministic and schema-valid even on small models.
+        request.temperature, request.top_p = 0.0, 1.0
+        res = await model.engine.generate(request, step.push if step else None)
+        if step:
+            await step.flush()
+        try:
+            json.loads(res.text)
+        except ValueError:
+            raise ApplicationError(f"the model ran out of tokens while writing arguments for {name}",
+                                   type="InvalidRequest", non_retryable=True) from None
+        return res.text, res.completion_tokens
 
     async def _heartbeat(self) -> None:
         while True:

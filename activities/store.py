@@ -108,16 +108,19 @@ class StoreActivities:
                 )).fetchone()
                 if row:
                     events.append(("thread.message.incomplete" if incomplete else "thread.message.completed", row["data"]))
-            if out.created_message or out.tool_calls:
-                step_fields: dict[str, Any] = {"usage": usage}
-                if not out.tool_calls:
-                    step_fields.update(status="completed", completed_at=ts)
+            if out.created_message:
                 row = await (await conn.execute(
                     "UPDATE run_steps SET data = data || %s WHERE id = %s AND data->>'status' = 'in_progress' RETURNING data",
-                    (Jsonb(step_fields), res.step_id),
+                    (Jsonb({"usage": usage, "status": "completed", "completed_at": ts}), res.step_id),
                 )).fetchone()
-                if row and not out.tool_calls:
+                if row:
                     events.append(("thread.run.step.completed", row["data"]))
+                usage = None  # counted once, on the first step of the turn
+            if out.tool_calls:
+                # Stays in_progress until the outputs arrive (record_tool_outputs completes it).
+                await conn.execute("UPDATE run_steps SET data = data || %s WHERE id = %s",
+                                   (Jsonb({"usage": usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}),
+                                    out.tool_step_id or res.step_id))
             await append_events(conn, res.run_id, events)
 
     @activity.defn(name="require_action")
@@ -187,8 +190,8 @@ class StoreActivities:
             )).fetchall():
                 events.append(("thread.message.incomplete", row["data"]))
             usage = await (await conn.execute(
-                "SELECT coalesce(sum((data->'usage'->>'prompt_tokens')::bigint), 0) AS p,"
-                " coalesce(sum((data->'usage'->>'completion_tokens')::bigint), 0) AS c FROM run_steps WHERE run_id = %s",
+                "SELECT coalesce(sum((data->'usage'->>'prompt_tokens')::bigint), 0)::bigint AS p,"
+                " coalesce(sum((data->'usage'->>'completion_tokens')::bigint), 0)::bigint AS c FROM run_steps WHERE run_id = %s",
                 (inp.run_id,),
             )).fetchone()
             assert usage is not None

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from temporalio.client import Client
 
 from api.errors import envelope, install_error_handlers
-from api.routers import assistants, health, messages, models, runs, steps, threads
+from api.routers import assistants, events, files, health, messages, models, runs, steps, threads, vector_stores
 from assistants.db.migrate import apply_migrations
 from assistants.db.pool import open_pool
 from assistants.settings import Settings, get_settings
@@ -67,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response: Response = await call_next(request)
         return response
 
-    for router in (health.router, models.router, assistants.router, threads.router, messages.router, runs.router, steps.router):
+    # runs before threads: POST /v1/threads/runs must not match POST /v1/threads/{thread_id}.
+    for router in (health.router, models.router, assistants.router, runs.router, threads.router, messages.router, events.router,
+                   steps.router, files.router, vector_stores.router):  # files, vector_stores: issue 5
         app.include_router(router)
     return app

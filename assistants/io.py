@@ -107,8 +107,9 @@ class GenerateOutput:
     # stop | length | prompt_too_long | tool_calls | cancelled
     finish_reason: str
     tool_calls: list[ToolCall] = field(default_factory=list)
-    # Which rows the activity created (the message, or a tool_calls step).
+    # Which rows the activity created: the message (text) and/or a tool_calls step.
     created_message: bool = False
+    tool_step_id: str = ""
 
 
 @dataclass
@@ -146,3 +147,80 @@ class FinishRunInput:
     incomplete_reason: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+
+
+# --- Files, vector stores, retrieval (owner: files; issue 5) ----------------------------------
+
+
+@dataclass
+class IngestFileInput:
+    """One file into one vector store. Workflow id = `ingest-<vector_store_id>-<file_id>`."""
+
+    project_id: str
+    vector_store_id: str
+    file_id: str
+    max_chunk_size_tokens: int = 800
+    chunk_overlap_tokens: int = 400
+
+
+@dataclass
+class IngestFileResult:
+    status: str  # completed | failed | cancelled
+    chunks: int = 0
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass
+class ParseFileOutput:
+    chars: int
+
+
+@dataclass
+class EmbedFileOutput:
+    chunks: int
+    usage_bytes: int
+
+
+@dataclass
+class MarkFileInput:
+    project_id: str
+    vector_store_id: str
+    file_id: str
+    status: str  # failed | cancelled
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass
+class FileSearchInput:
+    """A search over vector stores (POST /v1/vector_stores/{id}/search, and file_search in runs).
+
+    Give `vector_store_ids`, or `run_id`: then the stores come from the run's thread and assistant
+    `tool_resources.file_search.vector_store_ids`."""
+
+    project_id: str
+    query: str
+    vector_store_ids: list[str] = field(default_factory=list)
+    run_id: str | None = None
+    max_num_results: int = 20
+    score_threshold: float = 0.0
+    ranker: str = "auto"
+    filters: dict[str, Any] | None = None
+
+
+@dataclass
+class FileSearchResult:
+    file_id: str
+    filename: str
+    score: float
+    text: str
+    chunk_ids: list[str] = field(default_factory=list)
+    vector_store_id: str = ""
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FileSearchOutput:
+    results: list[FileSearchResult] = field(default_factory=list)
+    vector_store_ids: list[str] = field(default_factory=list)

@@ -65,7 +65,7 @@ class Settings(BaseSettings):
 
     # --- Code-interpreter sandbox (activities/sandbox; owner: sandbox) -------------------------
     # Local backend limits, per sandbox. Env: ASSISTANTS_SANDBOX_<NAME>.
-    sandbox_memory_bytes: int = 2 * 1024**3  # RLIMIT_AS (address space) of each sandbox process
+    sandbox_memory_bytes: int = 4 * 1024**3  # RLIMIT_AS (address space) of each sandbox process
     sandbox_cpu_seconds: int = 3600  # RLIMIT_CPU of each sandbox process, over its lifetime
     sandbox_processes: int = 64  # RLIMIT_NPROC (processes + threads) of the sandbox uid
     sandbox_file_size_bytes: int = 256 * 1024**2  # RLIMIT_FSIZE: largest file it can write
@@ -81,6 +81,22 @@ class Settings(BaseSettings):
     # Run the kernel WITHOUT isolation when bubblewrap is unusable. Never in production.
     sandbox_unsafe: bool = False
     # --- end sandbox ---------------------------------------------------------------------------
+
+    # --- Files, vector stores, retrieval (owner: files; issue 5) -------------------------------
+    max_file_bytes: int = 512 * 1024**2  # largest upload to /v1/files (413 above it)
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_dir: Path | None = None  # local backend root; None = <data_dir>/files
+    s3_bucket: str | None = None
+    s3_prefix: str = ""  # keys are <prefix><project_id>/<file_id>
+    s3_endpoint_url: str | None = None  # e.g. a MinIO/SeaweedFS endpoint; None = AWS
+    s3_region: str | None = None
+    # Credentials come from boto3's usual chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profiles, roles).
+    # HF id or local folder of a sentence-embedding model (mean-pooled); None = the bundled all-MiniLM-L6-v2.
+    embedding_model: str | None = None
+    embedding_batch_size: int = 32
+    # Default result count of file_search in runs (the API's max_num_results is 1-50).
+    file_search_max_results: int = 20
+    # --- end files -----------------------------------------------------------------------------
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

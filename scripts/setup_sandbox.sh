@@ -49,13 +49,23 @@ fi
 
 log "building sandbox runtime at $RUNTIME from $PYTHON ($PYVER)"
 mkdir -p "$(dirname "$RUNTIME")"
+# Parents are not opened up here (that could expose e.g. /root): a runtime below a private
+# folder is refused, so the sandbox never fails later with a puzzling "permission denied".
+d="$(dirname "$RUNTIME")"
+while [ "$d" != "/" ]; do
+  if [ "$(( 0$(stat -c %a "$d") & 01 ))" -eq 0 ]; then
+    log "ERROR: $d is not traversable by other users; put the runtime in a world-readable path"
+    exit 1
+  fi
+  d="$(dirname "$d")"
+done
 "$PYTHON" -m venv --clear "$RUNTIME"
-"$RUNTIME/bin/python" -m pip install -q --no-cache-dir --disable-pip-version-check "${PACKAGES[@]}"
+# (grep drops pip's noise about index mirrors that lack a package; real errors still show)
+"$RUNTIME/bin/python" -m pip install -q --no-cache-dir --disable-pip-version-check "${PACKAGES[@]}" \
+  2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 # Build matplotlib's font cache once, into the runtime, so each kernel start does not.
 MPLCONFIGDIR="$RUNTIME/mplconfig" MPLBACKEND=Agg "$RUNTIME/bin/python" -c "import matplotlib.font_manager"
-# World-readable (not writable): the sandbox user must read and execute it, every parent included.
+# World-readable (not writable): the sandbox uid must read and execute all of it.
 chmod -R a+rX,go-w "$RUNTIME"
-d="$(dirname "$RUNTIME")"
-while [ "$d" != "/" ]; do chmod a+x "$d" 2>/dev/null || true; d="$(dirname "$d")"; done
 echo "$STAMP_WANT" >"$STAMP"
 log "done"

@@ -8,7 +8,6 @@ production), so the two fleets scale apart.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import signal
 
@@ -28,17 +27,30 @@ async def _connect(settings: Settings) -> Client:
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
 
 
+def _retrieval_activities(pool, settings: Settings):  # type: ignore[no-untyped-def]
+    """Ingestion and search. The embedding model loads once per process, on first use."""
+    from activities.embeddings import shared_embedder
+    from activities.retrieval import RetrievalActivities
+    from assistants.storage import make_storage
+
+    embedder = shared_embedder(settings.embedding_model, settings.embedding_batch_size)
+    return RetrievalActivities(pool, make_storage(settings), embedder)
+
+
 def _runs_worker(client: Client, pool, settings: Settings) -> Worker:  # type: ignore[no-untyped-def]
     from activities.store import StoreActivities
+    from workflows.ingest import IngestFileWorkflow, VectorStoreSearchWorkflow
     from workflows.run import RunWorkflow
 
     store = StoreActivities(pool, settings)
+    retrieval = _retrieval_activities(pool, settings)
     return Worker(
         client,
         task_queue=settings.runs_task_queue,
-        workflows=[RunWorkflow],
+        workflows=[RunWorkflow, IngestFileWorkflow, VectorStoreSearchWorkflow],
         activities=[store.start_run, store.build_prompt, store.complete_step, store.require_action,
-                    store.record_tool_outputs, store.finish_run],
+                    store.record_tool_outputs, store.finish_run,
+                    retrieval.parse_file, retrieval.embed_file, retrieval.mark_file, retrieval.file_search],
         max_concurrent_activities=64,
     )
 
@@ -56,7 +68,6 @@ def _inference_worker(client: Client, pool, settings: Settings) -> Worker:  # ty
         task_queue=settings.inference_task_queue,
         activities=[inference.generate],
         max_concurrent_activities=settings.max_concurrent_generations,
-        activity_executor=concurrent.futures.ThreadPoolExecutor(4),
     )
 
 

@@ -121,10 +121,11 @@ class RunWorkflow:
     async def _await_tool_outputs(self, inp: RunInput, plan: RunPlan, step: StepResult) -> dict[str, str] | None:
         """Pause in requires_action until outputs for every call arrive, or the run expires."""
         calls = step.output.tool_calls
+        step_id = step.output.tool_step_id or step.step_id
         self._pending_calls = [c.id for c in calls]
         self._tool_outputs = None
         await self._store(StoreActivities.require_action, ToolCallsInput(
-            run_id=inp.run_id, project_id=inp.project_id, step_id=step.step_id, tool_calls=calls,
+            run_id=inp.run_id, project_id=inp.project_id, step_id=step_id, tool_calls=calls,
             expires_seconds=plan.expires_seconds,
         ))
         try:
@@ -134,7 +135,7 @@ class RunWorkflow:
         outputs = self._tool_outputs or {}
         self._pending_calls = []
         await self._store(StoreActivities.record_tool_outputs, ToolOutputsInput(
-            run_id=inp.run_id, project_id=inp.project_id, step_id=step.step_id, outputs=outputs,
+            run_id=inp.run_id, project_id=inp.project_id, step_id=step_id, outputs=outputs,
         ))
         self._outputs_recorded = True
         return outputs

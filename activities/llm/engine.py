@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import inspect
 import logging
 import threading
 import time
@@ -151,6 +152,9 @@ class Engine:
         self.max_context_tokens = max_context_tokens
         self.pad_token_id = pad_token_id
         self.device = next(model.parameters()).device
+        # transformers 5.24 renamed `past_key_values` to `cache` (the old name goes in 5.40).
+        params = inspect.signature(model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
 
         self._cond = threading.Condition()
         self._waiting: collections.deque[_Seq] = collections.deque()
@@ -302,7 +306,7 @@ class Engine:
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-        self._merge(out.past_key_values, mask, group)
+        self._merge(_out_cache(out), mask, group)
         self._sample_and_advance(out.logits[:, -1, :].float(), group)
 
     def _decode(self) -> None:
@@ -312,9 +316,9 @@ class Engine:
         positions = torch.tensor([[s.pos] for s in rows], dtype=torch.long, device=self.device)
         self._mask = torch.cat([self._mask, self._mask.new_ones((len(rows), 1))], dim=1)
         out = self.model(
-            input_ids=ids, attention_mask=self._mask, position_ids=positions, past_key_values=self._cache, use_cache=True
+            input_ids=ids, attention_mask=self._mask, position_ids=positions, use_cache=True, **{self._cache_kw: self._cache}
         )
-        self._cache = out.past_key_values
+        self._cache = _out_cache(out)
         self.steps += 1
         self._sample_and_advance(out.logits[:, -1, :].float(), list(rows))
 
@@ -364,8 +368,11 @@ class Engine:
     def _sample_and_advance(self, logits: torch.Tensor, rows: list[_Seq]) -> None:
         """logits: float32 [len(rows), vocab], row i belongs to rows[i]."""
         for i, s in enumerate(rows):
-            if s.constraint is not None:
-                s.constraint.mask_logits(logits[i])
+            if s.constraint is not None and not s.done:
+                try:
+                    s.constraint.mask_logits(logits[i])
+                except Exception as exc:  # a broken grammar fails its own request only
+                    self._fail(s, exc)
         chosen = logits.argmax(-1)
         for i, s in enumerate(rows):
             if s.req.temperature > 0:
@@ -441,6 +448,11 @@ class Engine:
             s.loop.call_soon_threadsafe(_resolve, s.future, result, exc)
         except RuntimeError:
             pass  # the caller's loop is closed: nobody is waiting
+
+
+def _out_cache(out: Any) -> Any:
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
 
 
 def _sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> torch.Tensor:

@@ -61,12 +61,17 @@ def messages_for_template(messages: list[dict[str, Any]], specs: list[dict[str, 
     if native or not specs and not any(m.get("tool_calls") or m["role"] == "tool" for m in messages):
         return messages
     out: list[dict[str, Any]] = []
+    names: dict[str, str] = {}
     for m in messages:
+        for c in m.get("tool_calls") or []:
+            names[c["id"]] = c["function"]["name"]
         if m.get("tool_calls"):
             calls = "\n".join(render_call(c["function"]["name"], c["function"]["arguments"]) for c in m["tool_calls"])
             out.append({"role": "assistant", "content": calls})
         elif m["role"] == "tool":
-            out.append({"role": "user", "content": f"<tool_response>\n{m['content']}\n</tool_response>"})
+            # Plain words, not markup: small models echo whatever markup they are shown.
+            name = names.get(m.get("tool_call_id") or "", "the function")
+            out.append({"role": "user", "content": f"The function {name} returned: {m['content']}\nUse this result to answer."})
         else:
             out.append({k: v for k, v in m.items() if k in ("role", "content")})
     if specs:
@@ -123,8 +128,7 @@ def parse_tool_calls(text: str) -> tuple[str, list[ParsedCall]]:
                 name = re.search(r'"name"\s*:\s*"([^"]+)"', block)
                 if name:
                     calls.append(ParsedCall(name=name.group(1), arguments=None))
-        clean = text[: text.find(OPEN_TAG)].strip()
-        return clean, calls
+        return text[: text.find(OPEN_TAG)], calls
     stripped = text.strip()
     if stripped.startswith(("{", "[")):  # bare JSON call, as some models emit
         value, ok = _decode_first_json(stripped)
@@ -153,8 +157,8 @@ class MarkupFilter:
             out, self.pending = self.pending[:idx], ""
             return self._emit(out)
         stripped = (self.emitted + self.pending).lstrip()
-        if not self.emitted.strip() and stripped[:1] in ("{", "["):
-            return ""  # maybe a bare JSON call: decide at the end
+        if not self.emitted and (not stripped or stripped[:1] in ("{", "[")):
+            return ""  # leading blanks, or maybe a bare JSON call: decide later
         # Keep back a suffix that could still grow into the opening tag.
         keep = 0
         for n in range(min(len(OPEN_TAG) - 1, len(self.pending)), 0, -1):

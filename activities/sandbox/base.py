@@ -77,7 +77,8 @@ class Sandbox(abc.ABC):
     id: str
 
     @abc.abstractmethod
-    async def run_code(self, code: str, timeout: float | None = None) -> Execution:
+    # `timeout` mirrors E2B's run_code: the sandbox enforces it (interrupt, then kill), not the caller.
+    async def run_code(self, code: str, timeout: float | None = None) -> Execution:  # noqa: ASYNC109
         """Run `code`; `timeout` (seconds, None = the provider's limit) bounds the wall clock."""
 
     @abc.abstractmethod

@@ -9,13 +9,14 @@ from assistants.settings import Settings
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    memory_bytes: int = 2 * 1024**3  # RLIMIT_AS of each sandbox process
+    memory_bytes: int = 4 * 1024**3  # RLIMIT_AS of each sandbox process
     cpu_seconds: int = 3600  # RLIMIT_CPU of each sandbox process (the kernel, over its lifetime)
     processes: int = 64  # RLIMIT_NPROC: processes + threads of the sandbox uid
     file_size_bytes: int = 256 * 1024**2  # RLIMIT_FSIZE: largest file one write can produce
     tmp_bytes: int = 256 * 1024**2  # size of the sandbox's private /tmp (tmpfs)
     timeout_seconds: float = 120.0  # wall clock per execution, then interrupt; kill if ignored
     output_bytes: int = 1024**2  # stdout/stderr kept per execution (the rest is cut)
+    results_bytes: int = 64 * 1024**2  # rich results (images...) kept per execution
 
     @classmethod
     def from_settings(cls, s: Settings) -> SandboxLimits:

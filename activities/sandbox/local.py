@@ -76,7 +76,7 @@ if os.path.isdir(seed) and not os.path.exists(cfg):
     shutil.copytree(seed, cfg)
 os.chdir({cwd!r})
 os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", {conn!r},
-         "--IPKernelApp.matplotlib=inline", "--HistoryManager.enabled=False", "--Application.log_level=WARN"])
+         "--HistoryManager.enabled=False", "--Application.log_level=WARN"])
 """
 
 
@@ -112,16 +112,41 @@ async def check_bwrap(cfg: LocalConfig) -> str | None:
     """None when bubblewrap can build our sandbox here, else why not."""
     exe = shutil.which(cfg.bwrap)
     if exe is None:
-        return "bubblewrap (bwrap) is not installed; run scripts/setup_sandbox.sh (apt-get install bubblewrap)"
+        return (
+            "bubblewrap (bwrap) is not installed; run scripts/setup_sandbox.sh (apt-get install bubblewrap)"
+        )
     if not (cfg.runtime / "bin" / "python").exists():
         return f"sandbox runtime {cfg.runtime} is missing; run scripts/setup_sandbox.sh"
     argv = [exe, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--clearenv"]
-    argv += _runtime_binds() + ["--ro-bind", str(cfg.runtime), str(cfg.runtime), "--proc", "/proc", "--dev", "/dev"]
-    argv += ["--tmpfs", "/tmp", "--uid", str(cfg.uid), "--gid", str(cfg.uid), str(cfg.runtime / "bin" / "python"), "-c", "pass"]
+    argv += _runtime_binds() + [
+        "--ro-bind",
+        str(cfg.runtime),
+        str(cfg.runtime),
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+    ]
+    argv += [
+        "--tmpfs",
+        "/tmp",
+        "--uid",
+        str(cfg.uid),
+        "--gid",
+        str(cfg.uid),
+        str(cfg.runtime / "bin" / "python"),
+        "-c",
+        "pass",
+    ]
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE, env={"PATH": "/usr/bin:/bin"}, cwd="/", **_preexec_user(cfg.uid),
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env={"PATH": "/usr/bin:/bin"},
+            cwd="/",
+            **_preexec_user(cfg.uid),
         )
         _, err = await asyncio.wait_for(proc.communicate(), 30)
     except (OSError, TimeoutError) as e:
@@ -143,9 +168,13 @@ class LocalSandboxProvider(SandboxProvider):
         """Checked once per provider: bwrap is probed on first use, not at import."""
         if self._checked is None:
             self._checked = asyncio.ensure_future(check_bwrap(self.cfg))
+            await asyncio.to_thread(sweep_orphans, Path(self.cfg.work_root))
         reason = await self._checked
         if reason and not self.cfg.unsafe:
-            return reason + " (or set ASSISTANTS_SANDBOX_UNSAFE=true to run code WITHOUT isolation, or E2B_API_KEY)"
+            return (
+                reason
+                + " (or set ASSISTANTS_SANDBOX_UNSAFE=true to run code WITHOUT isolation, or E2B_API_KEY)"
+            )
         return None
 
     async def create(self) -> LocalSandbox:
@@ -180,17 +209,22 @@ class LocalSandbox(Sandbox):
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        root_owned = os.geteuid() == 0
+        await asyncio.to_thread(self._make_dirs)
+        await self._start_kernel()
+
+    def _make_dirs(self) -> None:
         Path(self.cfg.work_root).mkdir(parents=True, exist_ok=True)
         os.chmod(self.cfg.work_root, 0o711)  # traversable by the sandbox uid, not listable
         self._root.mkdir(mode=0o711)
+        (self._root / "owner.pid").write_text(str(os.getpid()))
         for d in (self._ctl, self._data, self._root / "home"):
             d.mkdir(mode=0o700)
-            if root_owned:
+            if os.geteuid() == 0:
                 os.chown(d, self.cfg.uid, self.cfg.uid)
-        await self._start_kernel()
 
     async def _start_kernel(self) -> None:
+        import zmq
+        import zmq.asyncio
         from jupyter_client.asynchronous import AsyncKernelClient
 
         for p in self._ctl.iterdir():  # sockets of a previous kernel
@@ -198,7 +232,14 @@ class LocalSandbox(Sandbox):
         key = secrets.token_hex(32)
         ports = {"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5}
         inner_ctl = CONTROL_DIR if self.isolated else str(self._ctl)
-        info = {**ports, "transport": "ipc", "ip": f"{inner_ctl}/k", "key": key, "signature_scheme": "hmac-sha256", "kernel_name": ""}
+        info: dict[str, Any] = {
+            **ports,
+            "transport": "ipc",
+            "ip": f"{inner_ctl}/k",
+            "key": key,
+            "signature_scheme": "hmac-sha256",
+            "kernel_name": "",
+        }
         conn = self._ctl / "connection.json"
         conn.write_text(json.dumps(info))
         if os.geteuid() == 0:
@@ -207,7 +248,9 @@ class LocalSandbox(Sandbox):
 
         python = str(self.cfg.runtime / "bin" / "python")
         boot = _BOOT.format(
-            limits=self._rlimits(), conn=f"{inner_ctl}/connection.json", cwd=WORK_DIR if self.isolated else str(self._data)
+            limits=self._rlimits(),
+            conn=f"{inner_ctl}/connection.json",
+            cwd=WORK_DIR if self.isolated else str(self._data),
         )
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
         if self.isolated:
@@ -216,16 +259,27 @@ class LocalSandbox(Sandbox):
             argv = [python, "-c", boot]
             env.update(self._sandbox_env(home=str(self._root / "home"), tmp=str(self._root / "home")))
         self._proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-            env=env, cwd="/", start_new_session=True, **_preexec_user(self.cfg.uid),
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd="/",
+            start_new_session=True,
+            **_preexec_user(self.cfg.uid),
         )
-        kc = AsyncKernelClient()
-        kc.load_connection_info({**info, "ip": f"{self._ctl}/k"})
+        # The kernel is untrusted: zmq drops any single message over the cap before it reaches us.
+        ctx = zmq.asyncio.Context()
+        ctx.setsockopt(zmq.MAXMSGSIZE, self.limits.results_bytes + 16 * self.limits.output_bytes)
+        kc = AsyncKernelClient(context=ctx)
+        kc.load_connection_info({**info, "ip": f"{self._ctl}/k"})  # type: ignore[typeddict-item]
         kc.start_channels(hb=False)
         self._kc = kc
         ready = asyncio.ensure_future(kc.wait_for_ready(timeout=KERNEL_START_TIMEOUT))
         died = asyncio.ensure_future(self._proc.wait())
-        done, _ = await asyncio.wait({ready, died}, timeout=KERNEL_START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {ready, died}, timeout=KERNEL_START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+        )
         if ready in done and ready.exception() is None:
             died.cancel()
             return
@@ -235,13 +289,21 @@ class LocalSandbox(Sandbox):
         if self._proc.returncode is not None and self._proc.stderr is not None:
             stderr = await self._proc.stderr.read()
         await self._stop_kernel()
-        raise SandboxError(f"sandbox kernel failed to start: {stderr.decode(errors='replace').strip()[-2000:] or 'timeout'}")
+        raise SandboxError(
+            f"sandbox kernel failed to start: {stderr.decode(errors='replace').strip()[-2000:] or 'timeout'}"
+        )
 
     def _rlimits(self) -> list[tuple[str, int]]:
         lim = self.limits
-        out = [("RLIMIT_AS", lim.memory_bytes), ("RLIMIT_CPU", lim.cpu_seconds), ("RLIMIT_FSIZE", lim.file_size_bytes),
-               ("RLIMIT_CORE", 0)]
-        if os.geteuid() == 0 or self.isolated:  # NPROC counts the whole uid: only meaningful for a dedicated one
+        out = [
+            ("RLIMIT_AS", lim.memory_bytes),
+            ("RLIMIT_CPU", lim.cpu_seconds),
+            ("RLIMIT_FSIZE", lim.file_size_bytes),
+            ("RLIMIT_CORE", 0),
+        ]
+        if (
+            os.geteuid() == 0 or self.isolated
+        ):  # NPROC counts the whole uid: only meaningful for a dedicated one
             out.append(("RLIMIT_NPROC", lim.processes))
         return out
 
@@ -250,7 +312,9 @@ class LocalSandbox(Sandbox):
             "HOME": home,
             "TMPDIR": tmp,
             "MPLCONFIGDIR": f"{home}/.config/matplotlib",
-            "MPLBACKEND": "Agg",  # scripts render to files; the kernel itself uses the inline backend
+            # Jupyter's default, set lazily: figures render with Agg and come back as image/png
+            # display data at the end of each cell. (An eager `%matplotlib inline` costs ~1.5 s per start.)
+            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
             "PYTHONDONTWRITEBYTECODE": "1",
             "OMP_NUM_THREADS": "1",  # BLAS thread pools would spend RLIMIT_NPROC for little gain
             "OPENBLAS_NUM_THREADS": "1",
@@ -261,27 +325,77 @@ class LocalSandbox(Sandbox):
         exe = shutil.which(self.cfg.bwrap) or self.cfg.bwrap
         uid = str(self.cfg.uid)
         runtime = str(self.cfg.runtime)
-        argv = [exe, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
-                "--hostname", "sandbox", "--uid", uid, "--gid", uid, "--clearenv", "--unsetenv", "JPY_PARENT_PID"]
+        argv = [
+            exe,
+            "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
+            "--die-with-parent",
+            "--new-session",
+            "--hostname",
+            "sandbox",
+            "--uid",
+            uid,
+            "--gid",
+            uid,
+            "--clearenv",
+            "--unsetenv",
+            "JPY_PARENT_PID",
+        ]
         argv += _runtime_binds() + ["--ro-bind", runtime, runtime]
-        for name, value in {"PATH": f"{runtime}/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "USER": "sandbox",
-                            **self._sandbox_env(home="/tmp", tmp="/tmp")}.items():
+        for name, value in {
+            "PATH": f"{runtime}/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "USER": "sandbox",
+            **self._sandbox_env(home="/tmp", tmp="/tmp"),
+        }.items():
             argv += ["--setenv", name, value]
         passwd = f"sandbox:x:{uid}:{uid}:sandbox:/tmp:/usr/sbin/nologin\n"
-        argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(self.limits.tmp_bytes), "--tmpfs", "/tmp",
-                 "--bind", str(self._ctl), CONTROL_DIR, "--bind", str(self._data), WORK_DIR, "--chdir", WORK_DIR]
+        # Every tmpfs is memory outside RLIMIT_AS: only the size-limited /tmp and /dev/shm stay writable.
+        size = str(self.limits.tmp_bytes)
+        argv += [
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--size",
+            size,
+            "--tmpfs",
+            "/dev/shm",
+            "--size",
+            size,
+            "--tmpfs",
+            "/tmp",
+            "--bind",
+            str(self._ctl),
+            CONTROL_DIR,
+            "--bind",
+            str(self._data),
+            WORK_DIR,
+            "--chdir",
+            WORK_DIR,
+        ]
         # Files written to fds are racy with asyncio; write them into ctl (ours) and bind them.
         (self._ctl.parent / "passwd").write_text(passwd)
         (self._ctl.parent / "group").write_text(f"sandbox:x:{uid}:\n")
-        argv += ["--ro-bind", str(self._root / "passwd"), "/etc/passwd", "--ro-bind", str(self._root / "group"), "/etc/group"]
+        argv += [
+            "--ro-bind",
+            str(self._root / "passwd"),
+            "/etc/passwd",
+            "--ro-bind",
+            str(self._root / "group"),
+            "/etc/group",
+        ]
         for p in ("passwd", "group"):
             os.chmod(self._root / p, 0o644)
+        argv += ["--remount-ro", "/dev", "--remount-ro", "/"]  # last: after every mount point exists
         return argv + [python, "-c", boot]
 
     async def _stop_kernel(self) -> None:
         if self._kc is not None:
             with contextlib.suppress(Exception):
                 self._kc.stop_channels()
+                self._kc.context.destroy(linger=0)
             self._kc = None
         proc, self._proc = self._proc, None
         if proc is not None and proc.returncode is None:
@@ -301,7 +415,7 @@ class LocalSandbox(Sandbox):
         return not self._killed and self._proc is not None and self._proc.returncode is None
 
     # ---- code ------------------------------------------------------------------------------
-    async def run_code(self, code: str, timeout: float | None = None) -> Execution:
+    async def run_code(self, code: str, timeout: float | None = None) -> Execution:  # noqa: ASYNC109
         async with self._lock:
             if not await self.is_alive():
                 raise SandboxDead(f"sandbox {self.id} is not running")
@@ -313,13 +427,13 @@ class LocalSandbox(Sandbox):
                 await self._start_kernel()
             return execution
 
-    async def _execute(self, code: str, timeout: float) -> tuple[Execution, bool]:
+    async def _execute(self, code: str, timeout: float) -> tuple[Execution, bool]:  # noqa: ASYNC109
         """Run one cell; returns (execution, kernel_must_be_restarted)."""
         import queue
 
         kc = self._kc
         assert kc is not None and self._proc is not None
-        out = _Collector(self.limits.output_bytes)
+        out = _Collector(self.limits.output_bytes, self.limits.results_bytes)
         msg_id = kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -339,7 +453,9 @@ class LocalSandbox(Sandbox):
                         "likely a resource limit: memory, CPU time or processes)"
                     )
                 try:
-                    msg = await kc.get_iopub_msg(timeout=min(0.5, max(0.01, (interrupted_at or deadline) - now + 0.01)))
+                    msg = await kc.get_iopub_msg(
+                        timeout=min(0.5, max(0.01, (interrupted_at or deadline) - now + 0.01))
+                    )
                 except queue.Empty:
                     continue
                 if msg.get("parent_header", {}).get("msg_id") != msg_id:
@@ -358,8 +474,14 @@ class LocalSandbox(Sandbox):
     @staticmethod
     def _timed_out(out: _Collector, timeout: float, *, restarted: bool) -> Execution:
         ex = out.execution()
-        note = " The sandbox did not respond to the interrupt and was restarted: variables are lost, files kept." if restarted else ""
-        ex.error = ExecutionError("TimeoutError", f"Execution exceeded the time limit of {timeout:g} seconds.{note}")
+        note = (
+            " The sandbox did not respond to the interrupt and was restarted: variables are lost, files kept."
+            if restarted
+            else ""
+        )
+        ex.error = ExecutionError(
+            "TimeoutError", f"Execution exceeded the time limit of {timeout:g} seconds.{note}"
+        )
         return ex
 
     # ---- files -----------------------------------------------------------------------------
@@ -367,7 +489,9 @@ class LocalSandbox(Sandbox):
     # path is walked with O_NOFOLLOW from a directory fd and only regular files are read.
     async def write_file(self, path: str, data: bytes) -> str:
         rel = resolve_work_path(path)
-        await asyncio.to_thread(_safe_write, self._data, rel, data, self.cfg.uid if os.geteuid() == 0 else None)
+        await asyncio.to_thread(
+            _safe_write, self._data, rel, data, self.cfg.uid if os.geteuid() == 0 else None
+        )
         return f"{WORK_DIR}/{rel}"
 
     async def read_file(self, path: str) -> bytes:
@@ -381,13 +505,16 @@ class LocalSandbox(Sandbox):
 class _Collector:
     """Turns iopub messages into an Execution, keeping at most `cap` bytes of each stream."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, results_cap: int) -> None:
         self.cap = cap
+        self.results_cap = results_cap
+        self.results_size = 0
         self.streams: dict[str, list[str]] = {"stdout": [], "stderr": []}
         self.sizes = {"stdout": 0, "stderr": 0}
         self.results: list[Result] = []
         self.error: ExecutionError | None = None
         self.count: int | None = None
+        self.dropped = False
 
     def add(self, msg: dict[str, Any]) -> None:
         kind, content = msg["msg_type"], msg["content"]
@@ -396,10 +523,20 @@ class _Collector:
             text = content.get("text", "")
             room = self.cap - self.sizes[name]
             if room > 0:
-                self.streams[name].append(text[:room] + ("\n[output truncated]\n" if len(text) > room else ""))
+                self.streams[name].append(
+                    text[:room] + ("\n[output truncated]\n" if len(text) > room else "")
+                )
             self.sizes[name] += len(text)
         elif kind in ("execute_result", "display_data"):
-            self.results.append(_result(content.get("data", {}), main=kind == "execute_result"))
+            data = content.get("data", {})
+            self.results_size += sum(
+                len(v) if isinstance(v, str) else len(json.dumps(v)) for v in data.values()
+            )
+            if self.results_size <= self.results_cap:
+                self.results.append(_result(data, main=kind == "execute_result"))
+            elif not self.dropped:
+                self.dropped = True
+                self.streams["stderr"].append(f"\n[results over {self.results_cap} bytes dropped]\n")
         elif kind == "error":
             tb = "\n".join(_ANSI.sub("", line) for line in content.get("traceback", []))
             self.error = ExecutionError(content.get("ename", "Error"), content.get("evalue", ""), tb)
@@ -408,8 +545,11 @@ class _Collector:
 
     def execution(self) -> Execution:
         return Execution(
-            stdout="".join(self.streams["stdout"]), stderr="".join(self.streams["stderr"]),
-            results=self.results, error=self.error, execution_count=self.count,
+            stdout="".join(self.streams["stdout"]),
+            stderr="".join(self.streams["stderr"]),
+            results=self.results,
+            error=self.error,
+            execution_count=self.count,
         )
 
 
@@ -457,7 +597,9 @@ def _safe_write(root: Path, rel: str, data: bytes, uid: int | None) -> None:
             st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
             if not stat.S_ISREG(st.st_mode):
                 os.unlink(name, dir_fd=dfd)  # a symlink or fifo planted where we write: replace it
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dfd)
+        fd = os.open(
+            name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dfd
+        )
         with os.fdopen(fd, "wb") as f:
             if uid is not None:
                 os.fchown(f.fileno(), uid, uid)
@@ -498,6 +640,23 @@ def _safe_list(root: Path) -> list[FileInfo]:
                 rel = name if rel_dir == "." else f"{rel_dir}/{name}"
                 out.append(FileInfo(path=f"{WORK_DIR}/{rel}", size=st.st_size, mtime=st.st_mtime))
     return out
+
+
+def sweep_orphans(work_root: Path) -> None:
+    """Remove work dirs left by a worker that died without killing its sandboxes."""
+    if not work_root.is_dir():
+        return
+    for d in work_root.glob("sbx_*"):
+        try:
+            pid = int((d / "owner.pid").read_text())
+            os.kill(pid, 0)
+            continue  # its worker is alive: not ours to touch
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError):
+            continue  # unreadable or half-written: leave it alone
+        log.info("sandbox: removing orphaned work dir %s", d)
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def default_work_root() -> Path:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from psycopg_pool import AsyncConnectionPool
 
-from api.deps import Listing, Pool, Project
+from api.deps import AppSettings, Listing, Pool, Project, Temporal
 from api.errors import bad_request, not_found
 from assistants.db import objects
 from assistants.ids import new_id
@@ -34,9 +34,16 @@ async def refuse_if_active_run(pool: AsyncConnectionPool, thread_id: str) -> Non
 
 
 @router.post("")
-async def create_message(thread_id: str, body: MessageCreate, project: Project, pool: Pool) -> dict[str, Any]:
-    await require_thread(pool, project, thread_id)
+async def create_message(
+    thread_id: str, body: MessageCreate, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings
+) -> dict[str, Any]:
+    thread = await require_thread(pool, project, thread_id)
     await refuse_if_active_run(pool, thread_id)
+    # --- files (issue 5): file_search attachments join the thread's vector store ---
+    from api.routers.vector_stores import attach_files_to_thread, file_search_attachments
+
+    await attach_files_to_thread(pool, temporal, settings, project, thread, file_search_attachments([body]))
+    # --- end files ---
     msg = message_object(new_id("msg"), thread_id, body)
     return await objects.insert(pool, "messages", project, msg, thread_id=thread_id)
 

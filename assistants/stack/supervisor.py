@@ -22,7 +22,7 @@ from assistants.settings import Settings, get_settings
 from assistants.stack.connect import apply_migrations
 from assistants.stack.ports import port_is_free
 from assistants.stack.postgres import EmbeddedPostgres, PostgresError
-from assistants.stack.processes import Child
+from assistants.stack.processes import Child, pid_alive, stop_leftover
 from assistants.stack.temporal import TemporalDevServer, TemporalError
 
 log = logging.getLogger("assistants.up")
@@ -92,6 +92,14 @@ class Supervisor:
     def _start(self) -> None:
         self.pid_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "logs").mkdir(exist_ok=True)
+        other = _running_supervisor(self.stack_file)
+        if other is not None:
+            raise StackError(f"a stack is already running for {self.data_dir} (supervisor pid {other})")
+        # A supervisor that was SIGKILLed leaves children that die on their own (PDEATHSIG),
+        # but maybe not yet: make sure none still holds the Temporal db or a task queue.
+        for pid_file in self.pid_dir.glob("*.pid"):
+            if pid_file.stem != "postgres":  # EmbeddedPostgres.start() handles its own leftover
+                stop_leftover(pid_file, markers=("assistants.cli", str(self.data_dir)))
         if not port_is_free(self.port, self.host if self.host not in ("", "::") else "0.0.0.0"):
             raise StackError(f"port {self.port} on {self.host} is in use; pass --port or set ASSISTANTS_PORT")
         self._prepare_model()
@@ -135,7 +143,12 @@ class Supervisor:
             child.start()
             self.children.append(child)
 
-        self._info = {"api_url": self.api_url, "temporal_ui": ui_url, "temporal_address": temporal_address, "database_url": database_url}
+        self._info = {
+            "api_url": self.api_url,
+            "temporal_ui": ui_url,
+            "temporal_address": temporal_address,
+            "database_url": database_url,
+        }
         self._write_stack_file()
         print(f"API: {self.api_url}", flush=True)  # noqa: T201
         if ui_url:
@@ -145,7 +158,9 @@ class Supervisor:
         env = dict(os.environ, ASSISTANTS_DATA_DIR=str(self.data_dir))
         argv = [sys.executable, "-m", "assistants.cli", "prepare-model"]
         # Own session so Ctrl-C reaches only us; subprocess.run kills it when we unwind.
-        code = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, start_new_session=True, check=False).returncode
+        code = subprocess.run(
+            argv, env=env, stdin=subprocess.DEVNULL, start_new_session=True, check=False
+        ).returncode
         if code != 0:
             raise StackError(f"`assistants prepare-model` failed with exit code {code}")
 
@@ -169,7 +184,7 @@ class Supervisor:
                 changed = True
             if changed:
                 self._write_stack_file()
-            if not healthy and _health_ok(self.api_url):
+            if not healthy and not self._stopping and _health_ok(self.api_url):
                 healthy = True
                 log.info("stack is ready: %s", self.api_url)
 
@@ -187,9 +202,9 @@ class Supervisor:
                 self.postgres.stop()
             except PostgresError as e:
                 log.error("%s", e)
-        for name in ("postgres",):
-            (self.pid_dir / f"{name}.pid").unlink(missing_ok=True)
-        self.stack_file.unlink(missing_ok=True)
+            (self.pid_dir / "postgres.pid").unlink(missing_ok=True)
+        if self._info:  # only the stack file we wrote, never another running stack's
+            self.stack_file.unlink(missing_ok=True)
         log.info("stopped")
 
     # --- state files ------------------------------------------------------------------
@@ -210,6 +225,14 @@ class Supervisor:
         with os.fdopen(fd, "w") as f:
             json.dump(info, f, indent=2)
         tmp.replace(self.stack_file)
+
+
+def _running_supervisor(stack_file: Path) -> int | None:
+    try:
+        pid = int(json.loads(stack_file.read_text()).get("supervisor_pid") or 0)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return pid if pid > 0 and pid != os.getpid() and pid_alive(pid) else None
 
 
 def _health_ok(api_url: str) -> bool:

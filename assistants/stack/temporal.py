@@ -33,7 +33,15 @@ def temporal_executable() -> str:
 class TemporalDevServer:
     """Ports are chosen once, so a restarted server keeps its address and UI URL."""
 
-    def __init__(self, data_dir: Path, pid_dir: Path, env: dict[str, str], port: int = 0, ui_port: int = 8233, namespace: str = "default"):
+    def __init__(
+        self,
+        data_dir: Path,
+        pid_dir: Path,
+        env: dict[str, str],
+        port: int = 0,
+        ui_port: int = 8233,
+        namespace: str = "default",
+    ):
         self.db_file = data_dir / "temporal" / "temporal.db"
         self.port = port_or_free(port)
         self.ui_port = port_or_free(ui_port)
@@ -75,7 +83,9 @@ class TemporalDevServer:
         while time.monotonic() < deadline:
             proc = self.child.proc
             if proc is not None and proc.poll() is not None:
-                raise TemporalError(f"temporal dev server exited with {proc.returncode}; see {self.child.log_path}")
+                raise TemporalError(
+                    f"temporal dev server exited with {proc.returncode}; see {self.child.log_path}"
+                )
             if asyncio.run(_answers(self.address, self.namespace)):
                 return
             time.sleep(0.2)
@@ -92,7 +102,10 @@ async def _answers(address: str, namespace: str) -> bool:
     try:
         client = await asyncio.wait_for(Client.connect(address, namespace=namespace), timeout=5)
         # The namespace is registered after the frontend starts listening: wait for it too.
-        await asyncio.wait_for(client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=namespace)), timeout=5)
+        await asyncio.wait_for(
+            client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=namespace)),
+            timeout=5,
+        )
     except Exception:  # not up yet: connection refused, timeout, namespace not registered...
         return False
     return True

@@ -1,0 +1,148 @@
+"""What the inference activity writes while it generates: the run's rows (created on first use,
+with derived ids) and its events (deltas coalesced per flush interval) in the run event log."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from assistants.db.runlog import append_events, insert_message, insert_step, message_row, step_row
+from assistants.io import GenerateInput, ToolCall
+
+FLUSH_EVERY_S = 0.05
+
+
+def _run_of(inp: GenerateInput) -> dict[str, Any]:
+    return {"id": inp.run_id, "thread_id": inp.thread_id, "assistant_id": inp.assistant_id}
+
+
+class _Coalescer:
+    """Collects text pushed from the engine thread; hands it out in flush-sized pieces."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.loop = asyncio.get_running_loop()
+
+    def push(self, piece: str) -> None:  # engine thread
+        if piece:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, piece)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, None)
+
+    async def pieces(self):  # type: ignore[no-untyped-def]
+        done = False
+        while not done:
+            first = await self.queue.get()
+            chunks = [] if first is None else [first]
+            done = first is None
+            if not done:
+                await asyncio.sleep(FLUSH_EVERY_S)
+            while not self.queue.empty():
+                item = self.queue.get_nowait()
+                if item is None:
+                    done = True
+                else:
+                    chunks.append(item)
+            if chunks:
+                yield "".join(chunks)
+
+
+class MessageStream(_Coalescer):
+    def __init__(self, pool: AsyncConnectionPool, inp: GenerateInput, attempt: int) -> None:
+        super().__init__()
+        self.pool, self.inp, self.attempt = pool, inp, attempt
+        self.created = False
+        self.emitted = ""
+
+    @staticmethod
+    async def discard_earlier_attempts(pool: AsyncConnectionPool, inp: GenerateInput, attempt: int) -> None:
+        # A crashed attempt may have streamed part of its output; mark it so readers skip it.
+        async with pool.connection() as conn:
+            await conn.execute(
+                "UPDATE run_events SET discarded = true WHERE run_id = %s AND attempt < %s"
+                " AND event IN ('thread.message.delta', 'thread.run.step.delta') AND data->>'id' IN (%s, %s)",
+                (inp.run_id, attempt, inp.message_id, inp.step_id),
+            )
+
+    async def ensure_created(self) -> None:
+        if self.created:
+            return
+        inp = self.inp
+        msg = message_row(inp.message_id, _run_of(inp))
+        step = step_row(inp.step_id, _run_of(inp), {"type": "message_creation", "message_creation": {"message_id": inp.message_id}})
+        async with self.pool.connection() as conn, conn.transaction():
+            events: list[tuple[str, dict[str, Any]]] = []
+            if await insert_step(conn, inp.project_id, step):
+                events += [("thread.run.step.created", step), ("thread.run.step.in_progress", step)]
+            if await insert_message(conn, inp.project_id, msg):
+                events += [("thread.message.created", msg), ("thread.message.in_progress", msg)]
+            await append_events(conn, inp.run_id, events, self.attempt)
+        self.created = True
+
+    async def write_text(self, text: str) -> None:
+        await self.ensure_created()
+        delta = {"id": self.inp.message_id, "object": "thread.message.delta",
+                 "delta": {"content": [{"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]}}
+        async with self.pool.connection() as conn:
+            await append_events(conn, self.inp.run_id, [("thread.message.delta", delta)], self.attempt)
+        self.emitted += text
+
+    async def pump(self) -> None:
+        async for text in self.pieces():
+            await self.write_text(text)
+
+
+class ToolStepStream(_Coalescer):
+    """A tool_calls step: created when the call starts, argument deltas as they are generated."""
+
+    def __init__(self, pool: AsyncConnectionPool, inp: GenerateInput, attempt: int, step_id: str) -> None:
+        super().__init__()
+        self.pool, self.inp, self.attempt, self.step_id = pool, inp, attempt, step_id
+        self.call: ToolCall | None = None
+        self._pump: asyncio.Task[None] | None = None
+
+    def _step(self, calls: list[ToolCall]) -> dict[str, Any]:
+        details = {"type": "tool_calls", "tool_calls": [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments, "output": None}} for c in calls
+        ]}
+        step = step_row(self.step_id, _run_of(self.inp), details)
+        return step
+
+    async def start(self, call: ToolCall) -> None:
+        self.call = call
+        step = self._step([call])
+        async with self.pool.connection() as conn, conn.transaction():
+            if await insert_step(conn, self.inp.project_id, step):
+                await append_events(conn, self.inp.run_id, [("thread.run.step.created", step),
+                                                             ("thread.run.step.in_progress", step)], self.attempt)
+        self._pump = asyncio.create_task(self._write_deltas())
+
+    async def _write_deltas(self) -> None:
+        assert self.call is not None
+        async for text in self.pieces():
+            delta = {"id": self.step_id, "object": "thread.run.step.delta", "delta": {"step_details": {
+                "type": "tool_calls",
+                "tool_calls": [{"index": 0, "id": self.call.id, "type": "function",
+                                "function": {"name": self.call.name, "arguments": text, "output": None}}]}}}
+            async with self.pool.connection() as conn:
+                await append_events(conn, self.inp.run_id, [("thread.run.step.delta", delta)], self.attempt)
+
+    async def flush(self) -> None:
+        if self._pump is not None:
+            self.close()
+            await self._pump
+            self._pump = None
+
+    async def write_calls(self, calls: list[ToolCall]) -> None:
+        """Store the final calls on the step (created now if it was not streamed)."""
+        step = self._step(calls)
+        async with self.pool.connection() as conn, conn.transaction():
+            if await insert_step(conn, self.inp.project_id, step):
+                await append_events(conn, self.inp.run_id, [("thread.run.step.created", step),
+                                                             ("thread.run.step.in_progress", step)], self.attempt)
+            await conn.execute("UPDATE run_steps SET data = jsonb_set(data, '{step_details}', %s) WHERE id = %s",
+                               (Jsonb(step["step_details"]), self.step_id))

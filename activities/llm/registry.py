@@ -1,0 +1,186 @@
+"""Which models exist (configuration) and the loaded ones (once per process, lazily).
+
+`settings.model_paths()` maps public model names to HF ids or local folders; the default
+model maps to its prepared folder (see prepare.py). `ModelRegistry.get(name)` loads a model the
+first time it is asked for, under a per-name lock so concurrent first calls load it once.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+    import xgrammar
+
+    from activities.llm.engine import Engine
+    from activities.llm.grammar import ConstraintFactory
+    from assistants.settings import Settings
+
+
+class UnknownModelError(KeyError):
+    pass
+
+
+def resolve_device(setting: str) -> torch.device:
+    import torch
+
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(setting)
+
+
+def resolve_dtype(setting: str, device: torch.device) -> torch.dtype:
+    import torch
+
+    if setting == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    if setting not in dtypes:
+        raise ValueError(f"unknown dtype {setting!r}; use one of auto, {', '.join(dtypes)}")
+    return dtypes[setting]
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    path: str
+    tokenizer: Any
+    model: Any
+    engine: Engine
+    device: torch.device
+    stop_token_ids: list[int]
+    _compiler: xgrammar.GrammarCompiler | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def context_window(self) -> int:
+        return self.engine.max_context_tokens
+
+    def encode_chat(
+        self, messages: list[dict[str, Any]], add_generation_prompt: bool = True, tools: list[dict[str, Any]] | None = None
+    ) -> list[int]:
+        """Messages are {"role", "content"} dicts (system/user/assistant/tool) -> prompt ids.
+        Templates that ignore tools (SmolLM2's) simply drop them."""
+        with self._lock:  # the fast tokenizer is not safe to use from several threads at once
+            ids = self.tokenizer.apply_chat_template(
+                messages, tools=tools, add_generation_prompt=add_generation_prompt, tokenize=True, return_dict=False
+            )
+        if isinstance(ids, dict) or hasattr(ids, "input_ids"):  # BatchEncoding on some versions
+            ids = ids["input_ids"]
+        return list(ids)
+
+    def encode(self, text: str) -> list[int]:
+        with self._lock:
+            return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.encode(text))
+
+    def decode(self, ids: list[int]) -> str:
+        with self._lock:
+            return str(self.tokenizer.decode(ids, skip_special_tokens=True))
+
+    @property
+    def grammar_compiler(self) -> xgrammar.GrammarCompiler:
+        with self._lock:
+            if self._compiler is None:
+                from activities.llm import grammar
+
+                info = grammar.tokenizer_info(
+                    self.tokenizer, vocab_size=self.model.config.vocab_size, stop_token_ids=self.stop_token_ids
+                )
+                self._compiler = grammar.grammar_compiler(info)
+            return self._compiler
+
+    def json_schema_constraint(self, schema: dict[str, Any] | str) -> ConstraintFactory:
+        from activities.llm.grammar import json_schema_constraint
+
+        return json_schema_constraint(self.grammar_compiler, schema)
+
+    def json_object_constraint(self) -> ConstraintFactory:
+        from activities.llm.grammar import json_object_constraint
+
+        return json_object_constraint(self.grammar_compiler)
+
+
+class ModelRegistry:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._paths = settings.model_paths()
+        self._loaded: dict[str, LoadedModel] = {}
+        self._locks: dict[str, threading.Lock] = {name: threading.Lock() for name in self._paths}
+
+    def names(self) -> list[str]:
+        return list(self._paths)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._paths
+
+    def get(self, name: str | None = None) -> LoadedModel:
+        """Load on first use (blocking, seconds); later calls return the same instance."""
+        name = name or self._settings.default_model
+        if name not in self._paths:
+            raise UnknownModelError(name)
+        loaded = self._loaded.get(name)
+        if loaded is not None:
+            return loaded
+        with self._locks[name]:
+            if name not in self._loaded:
+                self._loaded[name] = self._load(name)
+            return self._loaded[name]
+
+    def loaded(self) -> list[str]:
+        return list(self._loaded)
+
+    def close(self) -> None:
+        for loaded in self._loaded.values():
+            loaded.engine.close()
+
+    def _load(self, name: str) -> LoadedModel:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from activities.llm.engine import Engine
+
+        path = self._paths[name]
+        if name == self._settings.default_model:
+            from activities.llm.prepare import prepare_default_model
+
+            path = str(prepare_default_model(self._settings))
+        device = resolve_device(self._settings.device)
+        dtype = resolve_dtype(self._settings.dtype, device)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+        model.eval()
+        model.requires_grad_(False)
+        stop_ids = _stop_token_ids(tokenizer, model)
+        max_ctx = min(self._settings.max_context_tokens, getattr(model.config, "max_position_embeddings", 1 << 30))
+        engine = Engine(
+            model,
+            # Its own tokenizer instance: the engine thread decodes while callers encode.
+            AutoTokenizer.from_pretrained(path),
+            max_batch_size=self._settings.max_batch_size,
+            stop_token_ids=stop_ids,
+            max_context_tokens=max_ctx,
+            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+        )
+        return LoadedModel(name, path, tokenizer, model, engine, device, stop_ids)
+
+
+def _stop_token_ids(tokenizer: Any, model: Any) -> list[int]:
+    """eos ids from the generation config and tokenizer, plus common end-of-turn tokens."""
+    ids: set[int] = set()
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    if isinstance(eos, int):
+        ids.add(eos)
+    elif eos:
+        ids.update(eos)
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    vocab = tokenizer.get_vocab()
+    for token in ("<|im_end|>", "<|eot_id|>", "<|end_of_turn|>", "<end_of_turn>", "<|endoftext|>"):
+        if token in vocab:
+            ids.add(vocab[token])
+    return sorted(ids)

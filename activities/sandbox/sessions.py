@@ -1,0 +1,128 @@
+"""One sandbox per thread: kernel state persists across runs, idles out, comes back when gone.
+
+A session is recreated transparently when its sandbox died (limit hit, worker restart, E2B
+expiry): the new sandbox gets the thread's files again through the `restore_files` callback.
+Sessions live in the worker's memory only; after a worker restart every thread starts anew.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from activities.sandbox.base import Sandbox, SandboxProvider
+
+log = logging.getLogger(__name__)
+
+RestoreFiles = Callable[[], "list[tuple[str, bytes]] | Awaitable[list[tuple[str, bytes]]]"]
+
+
+@dataclass
+class _Session:
+    sandbox: Sandbox | None = None
+    last_used: float = field(default_factory=time.monotonic)
+    in_use: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class SandboxSessions:
+    def __init__(
+        self, provider: SandboxProvider, idle_timeout: float = 3600.0, reap_interval: float | None = None
+    ) -> None:
+        self.provider = provider
+        self.idle_timeout = idle_timeout
+        self.reap_interval = (
+            reap_interval if reap_interval is not None else max(0.05, min(60.0, idle_timeout / 4))
+        )
+        self._sessions: dict[str, _Session] = {}
+        self._reaper: asyncio.Task[None] | None = None
+
+    async def get(self, thread_id: str, restore_files: RestoreFiles | None = None) -> Sandbox:
+        """The thread's live sandbox, created (and its files restored) when there is none."""
+        self._ensure_reaper()
+        s = self._sessions.setdefault(thread_id, _Session())
+        async with s.lock:
+            if s.sandbox is not None and not await s.sandbox.is_alive():
+                log.info("sandbox session %s: sandbox %s is gone, recreating", thread_id, s.sandbox.id)
+                await s.sandbox.kill()
+                s.sandbox = None
+            if s.sandbox is None:
+                s.sandbox = await self._create(restore_files)
+            s.last_used = time.monotonic()
+            return s.sandbox
+
+    @contextlib.asynccontextmanager
+    async def use(self, thread_id: str, restore_files: RestoreFiles | None = None) -> AsyncIterator[Sandbox]:
+        """Like `get`, but the reaper leaves the session alone until the block ends (long executions)."""
+        sbx = await self.get(thread_id, restore_files)
+        s = self._sessions[thread_id]
+        s.in_use += 1
+        try:
+            yield sbx
+        finally:
+            s.in_use -= 1
+            s.last_used = time.monotonic()
+
+    async def _create(self, restore_files: RestoreFiles | None) -> Sandbox:
+        sbx = await self.provider.create()
+        try:
+            if restore_files is not None:
+                files = restore_files()
+                if inspect.isawaitable(files):
+                    files = await files
+                for name, data in files:
+                    await sbx.write_file(name, data)
+        except BaseException:
+            await sbx.kill()
+            raise
+        return sbx
+
+    async def close(self, thread_id: str) -> None:
+        s = self._sessions.pop(thread_id, None)
+        if s is not None and s.sandbox is not None:
+            async with s.lock:
+                await s.sandbox.kill()
+
+    async def reap(self) -> list[str]:
+        """Close sessions idle longer than the timeout; returns their thread ids."""
+        now = time.monotonic()
+        idle = [
+            t
+            for t, s in self._sessions.items()
+            if s.in_use == 0 and not s.lock.locked() and now - s.last_used > self.idle_timeout
+        ]
+        for thread_id in idle:
+            log.info("sandbox session %s: idle for over %.0f s, closing", thread_id, self.idle_timeout)
+            await self.close(thread_id)
+        return idle
+
+    def __contains__(self, thread_id: str) -> bool:
+        s = self._sessions.get(thread_id)
+        return s is not None and s.sandbox is not None
+
+    def _ensure_reaper(self) -> None:
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.get_running_loop().create_task(self._reap_forever(), name="sandbox-reaper")
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.reap_interval)
+            try:
+                await self.reap()
+            except Exception:  # keep reaping; one failed kill must not leak every later session
+                log.exception("sandbox reaper failed")
+
+    async def aclose(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
+        for thread_id in list(self._sessions):
+            await self.close(thread_id)
+        await self.provider.aclose()

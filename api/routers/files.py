@@ -1,0 +1,126 @@
+"""/v1/files: upload (multipart), list, retrieve, delete, content (byte-exact, streamed)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import PurePath
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Form, Query, Request, UploadFile
+from fastapi.responses import StreamingResponse
+from psycopg_pool import AsyncConnectionPool
+
+from api.deps import AppSettings, Pool, Project
+from api.errors import APIError, bad_request, not_found
+from assistants.db import objects
+from assistants.ids import new_id
+from assistants.objects import now
+from assistants.settings import Settings
+from assistants.storage import FileStorage, FileTooLarge, make_storage
+
+router = APIRouter(prefix="/v1/files", tags=["files"])
+PURPOSES = ("assistants", "assistants_output", "vision", "user_data", "batch")
+_storages: dict[int, FileStorage] = {}
+
+
+def storage_for(settings: Settings) -> FileStorage:
+    """One storage client per settings object (i.e. per process)."""
+    key = id(settings)
+    if key not in _storages:
+        _storages[key] = make_storage(settings)
+    return _storages[key]
+
+
+def new_file_id() -> str:
+    return "file-" + new_id("f")[2:]  # OpenAI spells file ids with a hyphen
+
+
+def too_large(limit: int) -> APIError:
+    return APIError(413, f"File is too large: the limit is {limit} bytes.", param="file", code="file_too_large")
+
+
+async def require_file(pool: AsyncConnectionPool, project: str, file_id: str, param: str | None = None) -> dict[str, Any]:
+    obj = await objects.get(pool, "files", project, file_id)
+    if obj is None:
+        raise not_found("file", file_id, param)
+    return obj
+
+
+@router.post("")
+async def upload_file(
+    request: Request, project: Project, pool: Pool, settings: AppSettings,
+    file: Annotated[UploadFile, Form()], purpose: Annotated[str, Form()],
+    expires_after_anchor: Annotated[str | None, Form(alias="expires_after[anchor]")] = None,
+    expires_after_seconds: Annotated[int | None, Form(alias="expires_after[seconds]")] = None,
+) -> dict[str, Any]:
+    if purpose not in PURPOSES:
+        raise bad_request(f"'{purpose}' is not one of {list(PURPOSES)} - 'purpose'", "purpose", "invalid_value")
+    filename = PurePath((file.filename or "upload").replace("\\", "/")).name or "upload"
+    file_id = new_file_id()
+    storage = storage_for(settings)
+    try:
+        size = await asyncio.to_thread(storage.put, project, file_id, file.file, settings.max_file_bytes)
+    except FileTooLarge:
+        raise too_large(settings.max_file_bytes) from None
+    created = now()
+    obj = {
+        "id": file_id, "object": "file", "bytes": size, "created_at": created, "filename": filename, "purpose": purpose,
+        "status": "processed", "status_details": None,
+        "expires_at": created + expires_after_seconds if expires_after_anchor == "created_at" and expires_after_seconds else None,
+    }
+    return await objects.insert(pool, "files", project, obj, purpose=purpose)
+
+
+@router.get("")
+async def list_files(
+    project: Project, pool: Pool,
+    purpose: Annotated[str | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 10000,
+    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
+    after: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    where = {"purpose": purpose} if purpose else {}
+    page = await objects.list_page(pool, "files", project, limit=limit, order=order, after=after, **where)
+    return page.envelope()
+
+
+@router.get("/{file_id}")
+async def retrieve_file(file_id: str, project: Project, pool: Pool) -> dict[str, Any]:
+    return await require_file(pool, project, file_id)
+
+
+@router.delete("/{file_id}")
+async def delete_file(file_id: str, project: Project, pool: Pool, settings: AppSettings) -> dict[str, Any]:
+    async with pool.connection() as conn, conn.transaction():
+        row = await (await conn.execute(
+            "DELETE FROM files WHERE id = %s AND project_id = %s RETURNING id", (file_id, project)
+        )).fetchone()
+        if row is None:
+            raise not_found("file", file_id)
+        # A deleted file leaves every store it was in (its chunks could no longer be cited).
+        await conn.execute("DELETE FROM vector_store_chunks WHERE file_id = %s AND project_id = %s", (file_id, project))
+        await conn.execute("DELETE FROM vector_store_files WHERE file_id = %s AND project_id = %s", (file_id, project))
+    await asyncio.to_thread(storage_for(settings).delete, project, file_id)
+    return {"id": file_id, "object": "file", "deleted": True}
+
+
+@router.get("/{file_id}/content")
+async def file_content(file_id: str, project: Project, pool: Pool, settings: AppSettings) -> StreamingResponse:
+    obj = await require_file(pool, project, file_id)
+    chunks: Iterator[bytes] = storage_for(settings).iter_bytes(project, file_id)
+    try:  # read the first chunk before answering, so a missing object is a 404, not a broken 200
+        first = await asyncio.to_thread(next, chunks, b"")
+    except FileNotFoundError:
+        raise not_found("file content", file_id) from None
+
+    async def body() -> AsyncIterator[bytes]:
+        if first:
+            yield first
+        while chunk := await asyncio.to_thread(next, chunks, b""):
+            yield chunk
+
+    return StreamingResponse(body(), media_type="application/octet-stream", headers={
+        "content-length": str(obj["bytes"]),
+        "content-disposition": 'attachment; filename="{}"'.format(obj["filename"].replace('"', "")),
+    })
