@@ -1,0 +1,65 @@
+"""Session fixtures: ONE real stack (`assistants up`: embedded Postgres, Temporal dev server,
+worker processes, the real model, the API) shared by the end-to-end tests, and official `openai`
+SDK clients for two projects. Modules that kill or restart the whole stack start their own."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.stackutil import StackHandle, start_stack
+
+# The SDK marks the Assistants API deprecated; that is the API this server exists to serve.
+warnings.filterwarnings("ignore", category=DeprecationWarning, module="openai")
+warnings.filterwarnings("ignore", message=".*Assistants API is deprecated.*")
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[StackHandle]:
+    # Not tmp_path: it is 0700, and Postgres runs as an unprivileged user that must reach it.
+    data_dir = Path(tempfile.mkdtemp(prefix="assistants-e2e-"))
+    data_dir.chmod(0o755)
+    handle = start_stack(data_dir)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def api_key(stack: StackHandle) -> str:
+    return stack.create_key("default")
+
+
+@pytest.fixture(scope="session")
+def other_key(stack: StackHandle) -> str:
+    return stack.create_key("other-project")
+
+
+@pytest.fixture(scope="session")
+def client(stack: StackHandle, api_key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=stack.base_url, api_key=api_key, max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def other_client(stack: StackHandle, other_key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=stack.base_url, api_key=other_key, max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def model_name() -> str:
+    return "smollm2-135m-instruct"
+
+
+@pytest.fixture(scope="session")
+def assistant(client: openai.OpenAI, model_name: str):  # type: ignore[no-untyped-def]
+    """A deterministic (greedy) assistant shared by tests that only read it."""
+    return client.beta.assistants.create(model=model_name, name="e2e", instructions="You are a helpful assistant. Be brief.",
+                                         temperature=0)
