@@ -11,7 +11,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.inference import InferenceActivities
@@ -53,6 +53,10 @@ class RunWorkflow:
             await self._finish(inp, "cancelled")
             raise
         except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                # The run was cancelled while an activity was running: Temporal cancelled it.
+                await self._finish(inp, "cancelled")
+                raise asyncio.CancelledError() from err
             cause = err.cause
             message = str(cause.message if isinstance(cause, ApplicationError) else cause or err)
             await self._finish(inp, "failed", error_code="server_error", error_message=message)
