@@ -66,6 +66,23 @@ def _text_constraint(model: Any, response_format: Any) -> Any:
     return None
 
 
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _already_called(inp: GenerateInput, call: toolcalls.ParsedCall) -> bool:
+    """True if this run already made the same call (same function, same arguments)."""
+    for m in inp.messages:
+        for c in m.tool_calls or []:
+            try:
+                args = json.loads(c["function"]["arguments"])
+            except ValueError:
+                args = c["function"]["arguments"]
+            if c["function"]["name"] == call.name and _canonical(args) == _canonical(call.arguments):
+                return True
+    return False
+
+
 class InferenceActivities:
     def __init__(self, registry: Any, pool: AsyncConnectionPool, settings: Settings) -> None:
         self.registry = registry
@@ -99,7 +116,16 @@ class InferenceActivities:
             return GenerateOutput(text="", prompt_tokens=0, completion_tokens=0, finish_reason="prompt_too_long")
         if specs and (forced is not None or inp.tool_choice == "required"):
             return await self._forced_call(model, inp, attempt, prompt_ids, specs, max_new)
-        return await self._free_turn(model, inp, attempt, prompt_ids, specs, max_new)
+        out = await self._free_turn(model, inp, attempt, prompt_ids, specs, max_new)
+        if out is None:
+            # The model only repeated calls it already made (small models loop): answer instead.
+            messages = toolcalls.messages_for_template(_chat_dicts(inp.messages), [], native)
+            prompt_ids = await asyncio.to_thread(self._fit_prompt, model, inp, messages, None, max_new)
+            if prompt_ids is None:
+                return GenerateOutput(text="", prompt_tokens=0, completion_tokens=0, finish_reason="prompt_too_long")
+            out = await self._free_turn(model, inp, attempt, prompt_ids, [], max_new)
+            assert out is not None
+        return out
 
     def _fit_prompt(self, model: Any, inp: GenerateInput, messages: list[dict[str, Any]],
                     tools: list[dict[str, Any]] | None, max_new: int) -> list[int] | None:
@@ -124,7 +150,7 @@ class InferenceActivities:
                                  top_p=1.0 if greedy else inp.top_p, seed=inp.seed, constraint=constraint)
 
     async def _free_turn(self, model: Any, inp: GenerateInput, attempt: int, prompt_ids: list[int],
-                         specs: list[dict[str, Any]], max_new: int) -> GenerateOutput:
+                         specs: list[dict[str, Any]], max_new: int) -> GenerateOutput | None:
         """The model answers freely: text streams as message deltas; tool-call markup is held back."""
         stream = MessageStream(self.pool, inp, attempt)
         markup = toolcalls.MarkupFilter() if specs else None
@@ -144,7 +170,10 @@ class InferenceActivities:
         text = result.text
         if specs:
             text_part, parsed = toolcalls.parse_tool_calls(result.text)
-            calls = await self._validated_calls(model, inp, prompt_ids, parsed, specs)
+            fresh = [p for p in parsed if not _already_called(inp, p)]
+            if parsed and not fresh and not stream.emitted.strip():
+                return None
+            calls = await self._validated_calls(model, inp, prompt_ids, fresh, specs)
             # Markup never reaches message text, even when the call in it was unusable.
             text = stream.emitted if calls else (text_part if toolcalls.OPEN_TAG in result.text else result.text)
         rest = text[len(stream.emitted):] if text.startswith(stream.emitted) else ""

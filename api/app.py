@@ -14,7 +14,20 @@ from starlette.responses import Response
 from temporalio.client import Client
 
 from api.errors import envelope, install_error_handlers
-from api.routers import assistants, events, files, health, messages, models, runs, steps, threads, vector_stores
+from api.routers import (
+    assistants,
+    events,
+    files,
+    health,
+    messages,
+    models,
+    playground,
+    runs,
+    steps,
+    threads,
+    vector_stores,
+    webhooks,
+)
 from assistants.db.migrate import apply_migrations
 from assistants.db.pool import open_pool
 from assistants.settings import Settings, get_settings
@@ -69,6 +82,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # runs before threads: POST /v1/threads/runs must not match POST /v1/threads/{thread_id}.
     for router in (health.router, models.router, assistants.router, runs.router, threads.router, messages.router, events.router,
-                   steps.router, files.router, vector_stores.router):  # files, vector_stores: issue 5
+                   steps.router, files.router, vector_stores.router, playground.router, webhooks.router):  # files, vector_stores: issue 5
         app.include_router(router)
     return app

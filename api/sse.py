@@ -101,15 +101,18 @@ class PartText:
 class ClientView:
     """Turns log rows into the events one client gets, given what it already holds.
 
-    Deltas are re-cut against what the client holds (see the module docstring); a tool call's
-    first delta carries its id and name, later ones only argument text, since the SDK
-    concatenates every string it finds in a delta.
+    Deltas are re-cut against what the client holds (see the module docstring). A tool call
+    opens with a delta of empty arguments, as OpenAI's does (the SDK reports a call's first
+    delta as `on_tool_call_created`, the rest as `on_tool_call_delta`); its id and name are sent
+    once only, since the SDK concatenates every string it finds in a delta.
     """
 
     parts: dict[tuple[str, int], PartText] = field(default_factory=dict)
-    known_calls: set[tuple[str, int]] = field(default_factory=set)
+    known_calls: set[tuple[str, int]] = field(default_factory=set)  # the client has their id and name
+    opened_calls: set[tuple[str, int]] = field(default_factory=set)  # ... and their opening delta
 
-    def render(self, row: dict[str, Any]) -> dict[str, Any] | None:
+    def render(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        """The events' data for one log row (the last one carries the row's id); [] for none."""
         event, data = row["event"], row["data"]
         if event == "thread.message.delta":
             return self._message_delta(row)
@@ -118,12 +121,12 @@ class ClientView:
         if event.startswith("thread.run.step.") and isinstance(data.get("step_details"), dict):
             for i, _ in enumerate(data["step_details"].get("tool_calls") or []):
                 self.known_calls.add((data["id"], i))
-        return data
+        return [data]
 
     def _feed(self, key: tuple[str, int], row: dict[str, Any], text: str) -> str | None:
         return self.parts.setdefault(key, PartText()).feed(row["attempt"], text)
 
-    def _message_delta(self, row: dict[str, Any]) -> dict[str, Any] | None:
+    def _message_delta(self, row: dict[str, Any]) -> list[dict[str, Any]]:
         data = row["data"]
         content = []
         for part in (data.get("delta") or {}).get("content") or []:
@@ -133,30 +136,34 @@ class ClientView:
             value = self._feed((data["id"], part["index"]), row, (part.get("text") or {}).get("value") or "")
             if value:
                 content.append({**part, "text": {**(part.get("text") or {}), "value": value}})
-        return {**data, "delta": {**data["delta"], "content": content}} if content else None
+        return [{**data, "delta": {**data["delta"], "content": content}}] if content else []
 
-    def _step_delta(self, row: dict[str, Any]) -> dict[str, Any] | None:
+    def _step_delta(self, row: dict[str, Any]) -> list[dict[str, Any]]:
         data = row["data"]
         details = (data.get("delta") or {}).get("step_details") or {}
         if details.get("type") != "tool_calls":
-            return data
-        calls = []
+            return [data]
+        opening, calls = [], []
         for call in details.get("tool_calls") or []:
             key, fn = (data["id"], call["index"]), call.get("function")
             if call.get("type") != "function" or not isinstance(fn, dict):
                 calls.append(call)  # code_interpreter / file_search deltas pass as written
-                self.known_calls.add(key)
                 continue
+            if key not in self.opened_calls:
+                self.opened_calls.add(key)
+                head: dict[str, Any] = {"index": call["index"], "type": "function", "function": {"arguments": ""}}
+                if key not in self.known_calls:
+                    self.known_calls.add(key)
+                    head.update(id=call.get("id"), function={"name": fn.get("name"), "arguments": "", "output": None})
+                opening.append(head)
             args = self._feed(key, row, fn.get("arguments") or "")
-            if key not in self.known_calls:
-                self.known_calls.add(key)
-                calls.append({"index": call["index"], "id": call.get("id"), "type": "function",
-                              "function": {"name": fn.get("name"), "arguments": args or "", "output": None}})
-            elif args:
+            if args:
                 calls.append({"index": call["index"], "type": "function", "function": {"arguments": args}})
-        if not calls:
-            return None
-        return {**data, "delta": {**data["delta"], "step_details": {"type": "tool_calls", "tool_calls": calls}}}
+
+        def event(tool_calls: list[dict[str, Any]]) -> dict[str, Any]:
+            return {**data, "delta": {**data["delta"], "step_details": {"type": "tool_calls", "tool_calls": tool_calls}}}
+
+        return ([event(opening)] if opening else []) + ([event(calls)] if calls else [])
 
 
 def restore_view(rows: list[dict[str, Any]], cursor: int) -> ClientView:
@@ -174,7 +181,7 @@ def restore_view(rows: list[dict[str, Any]], cursor: int) -> ClientView:
         if not row["discarded"]:
             joined_later.render(row)
         if row["seq"] == cursor:
-            watched_got_cursor = sent is not None
+            watched_got_cursor = bool(sent)
     return watched if watched_got_cursor else joined_later
 
 
@@ -285,10 +292,12 @@ async def run_events(pool: AsyncConnectionPool, hub: RunEventHub, run_id: str, a
             rows = await _rows_after(pool, run_id, cursor)
             for row in rows:
                 cursor = row["seq"]
-                data = None if row["discarded"] else view.render(row)
-                if data is None:
+                out = [] if row["discarded"] else view.render(row)
+                if not out:
                     continue
-                yield encode(row["event"], data, row["seq"])
+                for data in out[:-1]:  # without an id: resuming before this row sends it again
+                    yield encode(row["event"], data)
+                yield encode(row["event"], out[-1], row["seq"])
                 last_out = time.monotonic()
                 if row["event"] in STOP_EVENTS:
                     yield DONE

@@ -224,3 +224,48 @@ class FileSearchResult:
 class FileSearchOutput:
     results: list[FileSearchResult] = field(default_factory=list)
     vector_store_ids: list[str] = field(default_factory=list)
+
+
+# --- Webhooks (owner: webhooks; issue 3 item 6) ---------------------------------------------
+
+
+@dataclass
+class EmitRunEventInput:
+    """Announce the run's current status to its project's webhooks (if it is a notified one).
+
+    `status` set: only if the run is still in that status (a transition that did not happen, such
+    as finishing an already cancelled run, announces nothing).
+    """
+
+    run_id: str
+    project_id: str
+    status: str | None = None
+
+
+@dataclass
+class EmitRunEventOutput:
+    event_id: str | None = None
+    webhook_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DeliverWebhookInput:
+    event_id: str
+    webhook_id: str
+    # How long to keep retrying, from the first attempt (the activity's schedule-to-close).
+    delivery_window_seconds: int = 3 * 24 * 3600
+
+
+@dataclass
+class DeliverWebhookOutput:
+    status: str  # delivered | skipped (endpoint deleted) | failed (window spent)
+    attempts: int = 0
+    http_status: int | None = None
+
+
+@dataclass
+class WebhookDeliveryFailed:
+    event_id: str
+    webhook_id: str
+    error: str
+# --- end webhooks ---------------------------------------------------------------------------

@@ -98,6 +98,13 @@ class Settings(BaseSettings):
     file_search_max_results: int = 20
     # --- end files -----------------------------------------------------------------------------
 
+    # --- Webhooks (owner: webhooks; issue 3 item 6) -------------------------------------------
+    # Per-attempt HTTP timeout of a delivery (must stay below the activity's 60 s start-to-close).
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, lt=60)
+    # How long a delivery keeps retrying (backoff 1 s doubling, capped at 10 min) before it is failed.
+    webhook_delivery_window_seconds: int = Field(default=3 * 24 * 3600, gt=0)
+    # --- end webhooks --------------------------------------------------------------------------
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.env == "production":

@@ -107,7 +107,10 @@ def main() -> int:
     prompts = [loaded.encode_chat([{"role": "user", "content": q}]) for q in QUESTIONS]
     pad = engine.pad_token_id
     n = args.new_tokens
-    lines = [f"machine: {machine()}", f"model: {loaded.name} on {loaded.device} {model.dtype}, {n} new tokens, greedy"]
+    lines = [
+        f"machine: {machine()}",
+        f"model: {loaded.name} on {loaded.device} {model.dtype}, {n} new tokens, greedy",
+    ]
     print(lines[0], lines[1], sep="\n", flush=True)
 
     def report(line: str) -> None:

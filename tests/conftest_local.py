@@ -28,14 +28,14 @@ class _Stack:
 def stack() -> _Stack:
     base = os.environ.get("FILES_DEV_API", "http://127.0.0.1:18100")
     keys = Path(os.environ.get("FILES_DEV_KEYS", "/tmp/dev/keys")).read_text().split()
-    return _Stack(base_url=base, api_url=base + "/v1", keys=keys)
+    return _Stack(base_url=base + "/v1", api_url=base, keys=keys)
 
 
 @pytest.fixture(scope="session")
 def client(stack: _Stack) -> openai.OpenAI:
-    return openai.OpenAI(base_url=stack.api_url, api_key=stack.keys[0], max_retries=0, timeout=120)
+    return openai.OpenAI(base_url=stack.base_url, api_key=stack.keys[0], max_retries=0, timeout=120)
 
 
 @pytest.fixture(scope="session")
 def other_client(stack: _Stack) -> openai.OpenAI:
-    return openai.OpenAI(base_url=stack.api_url, api_key=stack.keys[1], max_retries=0, timeout=120)
+    return openai.OpenAI(base_url=stack.base_url, api_key=stack.keys[1], max_retries=0, timeout=120)

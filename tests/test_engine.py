@@ -150,7 +150,9 @@ def test_detokenizer_never_splits_characters(llm: LoadedModel) -> None:
 
 
 async def test_max_new_tokens_finishes_with_length(llm: LoadedModel) -> None:
-    result = await llm.engine.generate(greedy(chat(llm, "Count from one to one hundred."), 3, stop_token_ids=()))
+    result = await llm.engine.generate(
+        greedy(chat(llm, "Count from one to one hundred."), 3, stop_token_ids=())
+    )
     assert result.finish_reason == "length"
     assert result.completion_tokens == len(result.token_ids) == 3
     assert result.prompt_tokens == len(chat(llm, "Count from one to one hundred."))
@@ -179,7 +181,7 @@ async def test_json_object_constraint(llm: LoadedModel) -> None:
     if result.finish_reason == "stop":
         assert isinstance(json.loads(result.text), dict | list | str | int | float | bool | None)
     else:  # ran out of tokens mid-object: still a valid JSON prefix, never free text
-        assert result.text.lstrip()[:1] in "{[\"-0123456789tfn"
+        assert result.text.lstrip()[:1] in '{["-0123456789tfn'
 
 
 async def test_seeded_sampling_is_per_request(llm: LoadedModel) -> None:

@@ -49,7 +49,7 @@ def test_list_paginates(client: openai.OpenAI) -> None:
 def test_too_large_is_413(stack, client: openai.OpenAI) -> None:  # type: ignore[no-untyped-def]
     # A declared length over the limit is refused before the body is read (raw socket: HTTP
     # clients refuse to send less than they declare).
-    url = httpx.URL(stack.api_url)
+    url = httpx.URL(stack.base_url)  # .../v1
     with socket.create_connection((url.host, url.port or 80), timeout=30) as sock:
         sock.sendall((f"POST {url.path}/files HTTP/1.1\r\nHost: {url.host}\r\nAuthorization: Bearer {client.api_key}\r\n"
                       f"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: {64 * 1024**3}\r\n\r\n--x").encode())

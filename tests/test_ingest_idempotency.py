@@ -49,7 +49,9 @@ def _database_url(stack) -> str:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 async def pool(stack):  # type: ignore[no-untyped-def]
-    p = await open_pool(_database_url(stack), max_size=4)
+    url = _database_url(stack)
+    stack.create_key("default")  # makes sure a project exists
+    p = await open_pool(url, max_size=4)
     yield p
     await p.close()
 

@@ -45,8 +45,7 @@ def _delta(seq: int, attempt: int, text: str, discarded: bool = False, msg: str 
 def _texts(view: ClientView, rows: list[dict[str, Any]]) -> list[str]:
     out = []
     for row in rows:
-        data = view.render(row)
-        if data is not None:
+        for data in view.render(row):
             out.append(data["delta"]["content"][0]["text"]["value"])
     return out
 
@@ -84,10 +83,12 @@ def test_client_that_joined_after_the_discard_resumes_from_the_retry_only() -> N
     assert _texts(view, rows[2:]) == ["ld"]
 
 
-def test_tool_call_deltas_carry_id_and_name_once() -> None:
+@pytest.mark.parametrize("created_with_call", [False, True])
+def test_tool_call_opens_with_empty_arguments_and_names_itself_once(created_with_call: bool) -> None:
     view = ClientView()
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "", "output": None}}
     created = {"seq": 1, "attempt": 1, "event": "thread.run.step.created", "discarded": False,
-               "data": {"id": "step_1", "step_details": {"type": "tool_calls", "tool_calls": []}}}
+               "data": {"id": "step_1", "step_details": {"type": "tool_calls", "tool_calls": [call] if created_with_call else []}}}
     view.render(created)
 
     def step_delta(seq: int, args: str) -> dict[str, Any]:
@@ -95,11 +96,16 @@ def test_tool_call_deltas_carry_id_and_name_once() -> None:
             "id": "step_1", "object": "thread.run.step.delta", "delta": {"step_details": {"type": "tool_calls", "tool_calls": [
                 {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": args, "output": None}}]}}}}
 
-    first = view.render(step_delta(2, '{"a"'))
-    second = view.render(step_delta(3, ": 1}"))
-    assert first is not None and second is not None
-    assert first["delta"]["step_details"]["tool_calls"][0]["function"]["name"] == "f"
-    assert second["delta"]["step_details"]["tool_calls"][0] == {"index": 0, "type": "function", "function": {"arguments": ": 1}"}}
+    def calls(rendered: list[dict[str, Any]]) -> list[Any]:
+        return [d["delta"]["step_details"]["tool_calls"][0] for d in rendered]
+
+    opening, first = calls(view.render(step_delta(2, '{"a"')))
+    (second,) = calls(view.render(step_delta(3, ": 1}")))
+    # The SDK concatenates strings: id and name must come once, in the step or the opening delta.
+    assert ("id" in opening) is (not created_with_call)
+    assert opening["function"]["arguments"] == "" and opening["function"].get("name") == (None if created_with_call else "f")
+    assert first == {"index": 0, "type": "function", "function": {"arguments": '{"a"'}}
+    assert second == {"index": 0, "type": "function", "function": {"arguments": ": 1}"}}
 
 
 # --- against the stack --------------------------------------------------------------------------

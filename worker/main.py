@@ -39,18 +39,24 @@ def _retrieval_activities(pool, settings: Settings):  # type: ignore[no-untyped-
 
 def _runs_worker(client: Client, pool, settings: Settings) -> Worker:  # type: ignore[no-untyped-def]
     from activities.store import StoreActivities
+    from activities.webhooks import RunEvents, WebhookActivities, make_http_client
     from workflows.ingest import IngestFileWorkflow, VectorStoreSearchWorkflow
     from workflows.run import RunWorkflow
+    from workflows.webhooks import WebhookDeliveryWorkflow
 
+    run_events = RunEvents(client, pool, settings)
     store = StoreActivities(pool, settings)
     retrieval = _retrieval_activities(pool, settings)
+    # Lives as long as the process (the worker's lifetime owns it, like the pool).
+    webhooks = WebhookActivities(pool, make_http_client(settings), run_events)
     return Worker(
         client,
         task_queue=settings.runs_task_queue,
-        workflows=[RunWorkflow, IngestFileWorkflow, VectorStoreSearchWorkflow],
+        workflows=[RunWorkflow, IngestFileWorkflow, VectorStoreSearchWorkflow, WebhookDeliveryWorkflow],
         activities=[store.start_run, store.build_prompt, store.complete_step, store.require_action,
                     store.record_tool_outputs, store.finish_run,
-                    retrieval.parse_file, retrieval.embed_file, retrieval.mark_file, retrieval.file_search],
+                    retrieval.parse_file, retrieval.embed_file, retrieval.mark_file, retrieval.file_search,
+                    webhooks.emit_run_event, webhooks.deliver_webhook, webhooks.fail_webhook_delivery],
         max_concurrent_activities=64,
     )
 

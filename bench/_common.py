@@ -1,0 +1,78 @@
+"""What every bench script shares: the machine line, percentiles, a scratch stack, RESULTS.md.
+
+Not a benchmark itself (the leading underscore keeps `bench/run_all.py` from running it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "RESULTS.md"
+if str(ROOT) not in sys.path:  # `tests.stackutil` lives in the repo, not in the installed packages
+    sys.path.insert(0, str(ROOT))
+
+from tests.stackutil import StackHandle, start_stack  # noqa: E402
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> str:
+    """One line naming the hardware and software the numbers came from, and how busy it was."""
+    import torch
+    import transformers
+
+    device = f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "cpu"
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return (
+        f"{os.cpu_count()} CPUs ({cpu_model()}), torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"transformers {transformers.__version__}, device {device}, "
+        f"load avg {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} (1/5/15 min)"
+    )
+
+
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile; q in [0, 1]."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+@contextlib.contextmanager
+def scratch_stack(prefix: str, env: dict[str, str] | None = None) -> Iterator[StackHandle]:
+    """A fresh `assistants up` in a temp dir; 0755 because Postgres runs as an unprivileged user."""
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    data_dir.chmod(0o755)
+    stack = start_stack(data_dir, env=env, timeout=300)
+    try:
+        yield stack
+    finally:
+        try:
+            stack.stop()
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def append_results(script: str, lines: list[str]) -> None:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    new = not RESULTS.exists()
+    with RESULTS.open("a") as f:
+        if new:
+            f.write("# Benchmark results\n\nAppended by the scripts in bench/; newest last.\n")
+        f.write(f"\n## {stamp}: {script}\n\n")
+        f.writelines(f"- {line}\n" for line in lines)
