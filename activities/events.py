@@ -96,6 +96,22 @@ class MessageStream(_Coalescer):
             await self.write_text(text)
 
 
+def call_detail(c: ToolCall) -> dict[str, Any]:
+    """A tool call as a run step shows it, by tool type."""
+    import json
+
+    if c.type == "code_interpreter":
+        try:
+            code = json.loads(c.arguments or "{}").get("code", "")
+        except (ValueError, AttributeError):
+            code = c.arguments
+        return {"id": c.id, "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": []}}
+    if c.type == "file_search":
+        return {"id": c.id, "type": "file_search",
+                "file_search": {"ranking_options": {"ranker": "auto", "score_threshold": 0.0}, "results": []}}
+    return {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments, "output": None}}
+
+
 class ToolStepStream(_Coalescer):
     """A tool_calls step: created when the call starts, argument deltas as they are generated."""
 
@@ -106,11 +122,8 @@ class ToolStepStream(_Coalescer):
         self._pump: asyncio.Task[None] | None = None
 
     def _step(self, calls: list[ToolCall]) -> dict[str, Any]:
-        details = {"type": "tool_calls", "tool_calls": [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments, "output": None}} for c in calls
-        ]}
-        step = step_row(self.step_id, _run_of(self.inp), details)
-        return step
+        details = {"type": "tool_calls", "tool_calls": [call_detail(c) for c in calls]}
+        return step_row(self.step_id, _run_of(self.inp), details)
 
     async def start(self, call: ToolCall) -> None:
         self.call = call
@@ -124,6 +137,8 @@ class ToolStepStream(_Coalescer):
     async def _write_deltas(self) -> None:
         assert self.call is not None
         async for text in self.pieces():
+            if self.call.type != "function":
+                continue  # built-in calls show their input once complete
             delta = {"id": self.step_id, "object": "thread.run.step.delta", "delta": {"step_details": {
                 "type": "tool_calls",
                 "tool_calls": [{"index": 0, "id": self.call.id, "type": "function",

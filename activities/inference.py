@@ -51,6 +51,8 @@ def _chat_dicts(messages: list[ChatMessage]) -> list[dict[str, Any]]:
 def _forced_name(tool_choice: Any) -> str | None:
     if isinstance(tool_choice, dict) and tool_choice.get("type") == "function":
         return str(tool_choice["function"]["name"])
+    if isinstance(tool_choice, dict) and tool_choice.get("type") in toolcalls.BUILTIN_FUNCTIONS:
+        return str(toolcalls.BUILTIN_FUNCTIONS[tool_choice["type"]]["name"])
     return None
 
 
@@ -205,8 +207,8 @@ class InferenceActivities:
                 arguments = json.dumps(p.arguments, ensure_ascii=False)
             except jsonschema.ValidationError:
                 arguments, _ = await self._constrained_arguments(model, inp, prompt_ids, p.name, schema, None)
-            calls.append(ToolCall(id=derived_id("call", inp.run_id, inp.turn, len(calls)), type="function",
-                                  name=p.name, arguments=arguments))
+            calls.append(ToolCall(id=derived_id("call", inp.run_id, inp.turn, len(calls)),
+                                  type=toolcalls.tool_type(p.name, inp.tools), name=p.name, arguments=arguments))
             if not inp.parallel_tool_calls:
                 break
         return calls
@@ -224,7 +226,7 @@ class InferenceActivities:
                 {"type": "string", "enum": names})))
             completion += res.completion_tokens
             name = json.loads(res.text) if res.text.strip().startswith('"') else names[0]
-        call = ToolCall(id=derived_id("call", inp.run_id, inp.turn, 0), type="function", name=name)
+        call = ToolCall(id=derived_id("call", inp.run_id, inp.turn, 0), type=toolcalls.tool_type(name, inp.tools), name=name)
         step = ToolStepStream(self.pool, inp, attempt, inp.step_id)
         await step.start(call)
         schema = next(s["function"] for s in specs if s["function"]["name"] == name).get("parameters") or EMPTY_PARAMS

@@ -31,6 +31,47 @@ def _text_of(message: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+async def _final_content(conn: Any, res: StepResult, text: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The message content: the model's text, plus what the run's tools produced — citations of
+    the files file_search used, links to files code wrote, images it displayed. Whatever is
+    added beyond the streamed text is returned as one more delta, so streams equal the message."""
+    run = await load_run(conn, res.run_id, res.project_id) or {}
+    annotations: list[dict[str, Any]] = []
+    added = ""
+    rows = await (await conn.execute(
+        "SELECT call->'file_search'->'results' AS results FROM run_steps, jsonb_array_elements(data->'step_details'->'tool_calls') call"
+        " WHERE run_id = %s AND call->>'type' = 'file_search' ORDER BY seq", (res.run_id,))).fetchall()
+    cited: dict[str, str] = {}
+    for r in rows:
+        for hit in r["results"] or []:
+            if hit["file_id"] not in cited and len(cited) < 3:
+                cited[hit["file_id"]] = hit.get("file_name") or hit["file_id"]
+    for n, (file_id, name) in enumerate(cited.items()):
+        marker = f"【{n}:0†{name}】"
+        start = len(text) + len(added)
+        added += marker
+        annotations.append({"type": "file_citation", "text": marker, "start_index": start, "end_index": start + len(marker),
+                            "file_citation": {"file_id": file_id}})
+    images = []
+    for produced in run.get("_files") or []:
+        if produced["kind"] == "image":
+            images.append({"type": "image_file", "image_file": {"file_id": produced["file_id"], "detail": "auto"}})
+            continue
+        link = f"sandbox:{produced['path']}"
+        added += ("\n" if text or added else "") + link
+        start = len(text) + len(added) - len(link)
+        annotations.append({"type": "file_path", "text": link, "start_index": start, "end_index": start + len(link),
+                            "file_path": {"file_id": produced["file_id"]}})
+    content = [{"type": "text", "text": {"value": text + added, "annotations": annotations}}] + images
+    if not added and not images:
+        return content, None
+    parts: list[dict[str, Any]] = []
+    if added:
+        parts.append({"index": 0, "type": "text", "text": {"value": added, "annotations": annotations}})
+    parts += [{"index": i + 1, **img} for i, img in enumerate(images)]
+    return content, {"id": res.message_id, "object": "thread.message.delta", "delta": {"content": parts}}
+
+
 class StoreActivities:
     def __init__(self, pool: AsyncConnectionPool, settings: Settings) -> None:
         self.pool = pool
@@ -97,7 +138,9 @@ class StoreActivities:
         async with self.pool.connection() as conn, conn.transaction():
             if out.created_message:
                 incomplete = out.finish_reason == "length"
-                content = [{"type": "text", "text": {"value": out.text, "annotations": []}}]
+                content, extra_delta = await _final_content(conn, res, out.text)
+                if extra_delta:
+                    events.append(("thread.message.delta", extra_delta))
                 fields: dict[str, Any] = {"content": content, "status": "incomplete" if incomplete else "completed"}
                 fields["incomplete_details" if incomplete else "completed_at"] = {"reason": "max_tokens"} if incomplete else ts
                 if incomplete:

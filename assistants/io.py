@@ -269,3 +269,22 @@ class WebhookDeliveryFailed:
     webhook_id: str
     error: str
 # --- end webhooks ---------------------------------------------------------------------------
+
+
+# --- Built-in tools in runs (code_interpreter, file_search) ----------------------------------
+
+
+@dataclass
+class BuiltinToolsInput:
+    run_id: str
+    project_id: str
+    thread_id: str
+    step_id: str
+    calls: list[ToolCall]
+    # False when function calls in the same step still wait for outputs.
+    complete_step: bool = True
+
+
+@dataclass
+class BuiltinToolsOutput:
+    outputs: dict[str, str] = field(default_factory=dict)  # call id -> what the model reads next

@@ -61,6 +61,9 @@ def scratch_stack(prefix: str, env: dict[str, str] | None = None) -> Iterator[St
     stack = start_stack(data_dir, env=env, timeout=300)
     try:
         yield stack
+    except BaseException:
+        print(f"--- last lines of {stack.log_path}:\n{stack.log_tail(40)}", file=sys.stderr)
+        raise
     finally:
         try:
             stack.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -25,7 +26,14 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from assistants.io import DeliverWebhookInput, DeliverWebhookOutput, WebhookDeliveryFailed
-from assistants.webhooks import InvalidSignature, event_id_for, new_secret, signed_headers, url_problem, verify
+from assistants.webhooks import (
+    InvalidSignature,
+    event_id_for,
+    new_secret,
+    signed_headers,
+    url_problem,
+    verify,
+)
 from workflows.webhooks import WebhookDeliveryWorkflow, delivery_workflow_id
 
 QUEUE = "test-webhooks"
@@ -271,3 +279,24 @@ def test_run_events_reach_a_flaky_receiver_exactly_once(client: openai.OpenAI, a
         assert sum(r[1] for r in rows) == len(receiver.requests)
     finally:
         client.delete(f"/webhooks/{hook['id']}", cast_to=dict)  # type: ignore[index]
+
+
+def test_cli_creates_lists_and_deletes(client: openai.OpenAI, stack) -> None:  # type: ignore[no-untyped-def]
+    from tests.stackutil import ASSISTANTS
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(ASSISTANTS), "webhooks", *args], env=stack.env, capture_output=True, text=True, timeout=120)
+
+    data_dir = str(stack.data_dir)
+    out = cli("create", "--data-dir", data_dir, "--project", "default", "https://example.com/cli-hook")
+    assert out.returncode == 0, out.stderr
+    created = json.loads(out.stdout.strip().splitlines()[-1])
+    assert created["signing_secret"].startswith("whsec_")
+    assert client.webhooks.retrieve(created["id"]).url == "https://example.com/cli-hook"  # the API sees it
+    listed = [json.loads(line) for line in cli("list", "--data-dir", data_dir, "--project", "default").stdout.splitlines()]
+    assert created["id"] in [w["id"] for w in listed] and all("signing_secret" not in w for w in listed)
+    assert cli("create", "--data-dir", data_dir, "ftp://example.com/x").returncode != 0
+    assert cli("delete", "--data-dir", data_dir, created["id"]).returncode == 0
+    assert cli("delete", "--data-dir", data_dir, created["id"]).returncode == 1
+    with pytest.raises(openai.NotFoundError):
+        client.webhooks.retrieve(created["id"])

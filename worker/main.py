@@ -37,6 +37,15 @@ def _retrieval_activities(pool, settings: Settings):  # type: ignore[no-untyped-
     return RetrievalActivities(pool, make_storage(settings), embedder)
 
 
+def _tool_activities(pool, settings: Settings, retrieval):  # type: ignore[no-untyped-def]
+    """Built-in tools in runs: one sandbox session per thread lives in this process."""
+    from activities.sandbox import sessions_from_settings
+    from activities.tools import ToolActivities
+    from assistants.storage import make_storage
+
+    return ToolActivities(pool, settings, make_storage(settings), retrieval, sessions_from_settings(settings))
+
+
 def _runs_worker(client: Client, pool, settings: Settings) -> Worker:  # type: ignore[no-untyped-def]
     from activities.store import StoreActivities
     from activities.webhooks import RunEvents, WebhookActivities, make_http_client
@@ -47,6 +56,7 @@ def _runs_worker(client: Client, pool, settings: Settings) -> Worker:  # type: i
     run_events = RunEvents(client, pool, settings)
     store = StoreActivities(pool, settings)
     retrieval = _retrieval_activities(pool, settings)
+    tools = _tool_activities(pool, settings, retrieval)
     # Lives as long as the process (the worker's lifetime owns it, like the pool).
     webhooks = WebhookActivities(pool, make_http_client(settings), run_events)
     return Worker(
@@ -56,6 +66,7 @@ def _runs_worker(client: Client, pool, settings: Settings) -> Worker:  # type: i
         activities=[store.start_run, store.build_prompt, store.complete_step, store.require_action,
                     store.record_tool_outputs, store.finish_run,
                     retrieval.parse_file, retrieval.embed_file, retrieval.mark_file, retrieval.file_search,
+                    tools.run_builtin_tools,
                     webhooks.emit_run_event, webhooks.deliver_webhook, webhooks.fail_webhook_delivery],
         max_concurrent_activities=64,
     )

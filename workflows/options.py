@@ -21,6 +21,13 @@ GENERATE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coef
                              maximum_interval=timedelta(seconds=20), maximum_attempts=6,
                              non_retryable_error_types=["ModelNotFound", "InvalidRequest"])
 
+# Built-in tools (code execution, file search) run on the runs queue; code may run for minutes.
+TOOLS_TIMEOUT = timedelta(minutes=15)
+TOOLS_HEARTBEAT = timedelta(seconds=30)
+TOOLS_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                          maximum_interval=timedelta(seconds=30), maximum_attempts=5,
+                          non_retryable_error_types=["SandboxUnavailable", "InvalidRequest"])
+
 # Upper bound of model turns in one run (tool call -> output -> next turn), so a model that
 # keeps calling tools cannot loop forever.
 MAX_TURNS = 16

@@ -16,8 +16,10 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 with workflow.unsafe.imports_passed_through():
     from activities.inference import InferenceActivities
     from activities.store import StoreActivities
+    from activities.tools import ToolActivities
     from assistants.ids import derived_id
     from assistants.io import (
+        BuiltinToolsInput,
         ChatMessage,
         FinishRunInput,
         GenerateInput,
@@ -28,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         RunRef,
         RunResult,
         StepResult,
+        ToolCall,
         ToolCallsInput,
         ToolOutputsInput,
     )
@@ -111,10 +114,24 @@ class RunWorkflow:
             if not out.tool_calls:
                 await self._finish(inp, "completed")
                 return RunResult(status="completed")
-            outputs = await self._await_tool_outputs(inp, plan, step)
-            if outputs is None:
-                await self._finish(inp, "expired")
-                return RunResult(status="expired")
+            builtin = [c for c in out.tool_calls if c.type != "function"]
+            functions = [c for c in out.tool_calls if c.type == "function"]
+            outputs: dict[str, str] | None = {}
+            if builtin:
+                done = await workflow.execute_activity_method(
+                    ToolActivities.run_builtin_tools,
+                    BuiltinToolsInput(run_id=inp.run_id, project_id=inp.project_id, thread_id=inp.thread_id,
+                                      step_id=out.tool_step_id or step.step_id, calls=builtin, complete_step=not functions),
+                    start_to_close_timeout=options.TOOLS_TIMEOUT, heartbeat_timeout=options.TOOLS_HEARTBEAT,
+                    retry_policy=options.TOOLS_RETRY,
+                )
+                outputs = dict(done.outputs)
+            if functions:
+                waited = await self._await_tool_outputs(inp, plan, step, functions)
+                if waited is None:
+                    await self._finish(inp, "expired")
+                    return RunResult(status="expired")
+                outputs.update(waited)
             extra += [ChatMessage(role="assistant", content="", tool_calls=[
                 {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in out.tool_calls
             ])]
@@ -122,9 +139,9 @@ class RunWorkflow:
         await self._finish(inp, "failed", error_code="server_error", error_message="the model kept calling tools; turn limit reached")
         return RunResult(status="failed")
 
-    async def _await_tool_outputs(self, inp: RunInput, plan: RunPlan, step: StepResult) -> dict[str, str] | None:
+    async def _await_tool_outputs(self, inp: RunInput, plan: RunPlan, step: StepResult,
+                                  calls: list[ToolCall]) -> dict[str, str] | None:
         """Pause in requires_action until outputs for every call arrive, or the run expires."""
-        calls = step.output.tool_calls
         step_id = step.output.tool_step_id or step.step_id
         self._pending_calls = [c.id for c in calls]
         self._tool_outputs = None

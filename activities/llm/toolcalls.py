@@ -31,8 +31,37 @@ def template_supports_tools(tokenizer: Any) -> bool:
     return isinstance(template, str) and "tools" in template
 
 
+# Built-in tools are shown to the model as functions; their calls map back to the tool type.
+BUILTIN_FUNCTIONS: dict[str, dict[str, Any]] = {
+    "code_interpreter": {
+        "name": "python",
+        "description": "Run Python code in a Jupyter kernel. The user's files are in /mnt/data. Print what you want to see.",
+        "parameters": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]},
+    },
+    "file_search": {
+        "name": "file_search",
+        "description": "Search the user's uploaded files for passages relevant to a query.",
+        "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+    },
+}
+TOOL_TYPE_OF = {spec["name"]: tool_type for tool_type, spec in BUILTIN_FUNCTIONS.items()}
+
+
 def function_specs(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"type": "function", "function": t["function"]} for t in tools if t.get("type") == "function"]
+    specs = [{"type": "function", "function": t["function"]} for t in tools if t.get("type") == "function"]
+    user_names = {s["function"]["name"] for s in specs}
+    for t in tools:
+        builtin = BUILTIN_FUNCTIONS.get(t.get("type", ""))
+        if builtin and builtin["name"] not in user_names:
+            specs.append({"type": "function", "function": builtin})
+    return specs
+
+
+def tool_type(name: str, tools: list[dict[str, Any]]) -> str:
+    """The tool type a called name belongs to (a user function shadows a built-in name)."""
+    if any(t.get("type") == "function" and t["function"]["name"] == name for t in tools):
+        return "function"
+    return TOOL_TYPE_OF.get(name, "function")
 
 
 def tools_system_prompt(specs: list[dict[str, Any]]) -> str:

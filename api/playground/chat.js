@@ -384,10 +384,13 @@ export function createChatView(root) {
     const run = state.run;
     if (!run) return;
     const updated = await api(`/v1/threads/${run.thread_id}/runs/${run.id}/cancel`, { method: "POST" });
-    if (!state.streaming) setRun(updated);
-    if (!state.streaming && updated.status === "cancelling") {
-      // Nobody is streaming (the run was waiting for tool outputs): follow it to its end.
-      await follow(resumeEvents(`/v1/threads/${run.thread_id}/runs/${run.id}/events`, null, newAbort()), run);
+    if (state.streaming) return; // the stream shows the run's end
+    // Nobody is streaming (the run was waiting for tool outputs): poll it to its end.
+    setRun(updated);
+    for (let i = 0; i < 120 && !TERMINAL.has(state.run.status); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      if (state.run.id !== run.id) return;
+      setRun(await api(`/v1/threads/${run.thread_id}/runs/${run.id}`));
     }
   }));
 

@@ -12,13 +12,26 @@ from assistants.db import objects
 
 router = APIRouter(prefix="/v1/threads/{thread_id}/runs/{run_id}/steps", tags=["run steps"])
 Include = Annotated[list[str] | None, Query(alias="include[]")]
+RESULT_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+
+
+def shape_step(step: dict[str, Any], include: list[str] | None) -> dict[str, Any]:
+    """file_search result content is only returned when asked for with include[], as OpenAI does."""
+    if RESULT_CONTENT in (include or []):
+        return step
+    for call in step.get("step_details", {}).get("tool_calls", []) or []:
+        for result in (call.get("file_search") or {}).get("results", []) or []:
+            result.pop("content", None)
+    return step
 
 
 @router.get("")
 async def list_steps(thread_id: str, run_id: str, project: Project, pool: Pool, page: Listing, include: Include = None) -> dict[str, Any]:
     if await objects.get(pool, "runs", project, run_id, thread_id=thread_id) is None:
         raise not_found("run", run_id)
-    return (await objects.list_page(pool, "run_steps", project, **page.kwargs(), run_id=run_id)).envelope()  # type: ignore[arg-type]
+    listing = (await objects.list_page(pool, "run_steps", project, **page.kwargs(), run_id=run_id)).envelope()  # type: ignore[arg-type]
+    listing["data"] = [shape_step(s, include) for s in listing["data"]]
+    return listing
 
 
 @router.get("/{step_id}")
@@ -26,4 +39,4 @@ async def retrieve_step(thread_id: str, run_id: str, step_id: str, project: Proj
     obj = await objects.get(pool, "run_steps", project, step_id, run_id=run_id, thread_id=thread_id)
     if obj is None:
         raise not_found("run step", step_id)
-    return obj
+    return shape_step(obj, include)

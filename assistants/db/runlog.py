@@ -16,9 +16,15 @@ from assistants.objects import now
 NOTIFY_CHANNEL = "run_events"
 
 
+def _public(data: dict[str, Any]) -> dict[str, Any]:
+    """Objects as clients see them: internal bookkeeping keys start with `_`."""
+    return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
 async def append_event(conn: AsyncConnection, run_id: str, event: str, data: dict[str, Any], attempt: int = 0) -> None:
     await conn.execute(
-        "INSERT INTO run_events (run_id, attempt, event, data) VALUES (%s, %s, %s, %s)", (run_id, attempt, event, Jsonb(data))
+        "INSERT INTO run_events (run_id, attempt, event, data) VALUES (%s, %s, %s, %s)",
+        (run_id, attempt, event, Jsonb(_public(data))),
     )
     await conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, run_id))
 
@@ -29,7 +35,7 @@ async def append_events(conn: AsyncConnection, run_id: str, events: list[tuple[s
     async with conn.cursor() as cur:
         await cur.executemany(
             "INSERT INTO run_events (run_id, attempt, event, data) VALUES (%s, %s, %s, %s)",
-            [(run_id, attempt, e, Jsonb(d)) for e, d in events],
+            [(run_id, attempt, e, Jsonb(_public(d))) for e, d in events],
         )
     await conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, run_id))
 
