@@ -23,10 +23,9 @@ lint:
 typecheck:
 	$(BIN)/mypy $(PACKAGES)
 
+# Every bench/*.py, each under a timeout, all within 15 minutes; appends to bench/RESULTS.md.
 bench: setup
-	@set -e; for script in $$(ls bench/*.py 2>/dev/null | sort); do \
-		echo "== $$script"; $(BIN)/python $$script; \
-	done
+	$(BIN)/python bench/run_all.py
 
 # Caches and test output only: .venv and .data (your keys, threads, models) are never removed here.
 clean:

@@ -6,7 +6,7 @@ a run backwards (a cancelled run stays cancelled).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -17,6 +17,9 @@ from assistants.db.runlog import append_event, append_events, load_run
 from assistants.io import ChatMessage, FinishRunInput, Prompt, PromptInput, RunPlan, RunRef, StepResult, ToolCallsInput, ToolOutputsInput
 from assistants.objects import TERMINAL_RUN_STATUSES, now
 from assistants.settings import Settings
+
+if TYPE_CHECKING:
+    from activities.webhooks import RunEvents
 
 _TIMESTAMP_OF = {"completed": "completed_at", "failed": "failed_at", "cancelled": "cancelled_at", "incomplete": "completed_at"}
 
@@ -73,9 +76,10 @@ async def _final_content(conn: Any, res: StepResult, text: str) -> tuple[list[di
 
 
 class StoreActivities:
-    def __init__(self, pool: AsyncConnectionPool, settings: Settings) -> None:
+    def __init__(self, pool: AsyncConnectionPool, settings: Settings, events: RunEvents | None = None) -> None:
         self.pool = pool
         self.settings = settings
+        self.events = events  # webhooks: announces status changes; None = no announcements
 
     @activity.defn(name="start_run")
     async def start_run(self, ref: RunRef) -> RunPlan | None:
@@ -180,6 +184,10 @@ class StoreActivities:
             )).fetchone()
             if row:
                 await append_event(conn, inp.run_id, "thread.run.requires_action", row["data"])
+        # After the commit, and on every attempt: emit is idempotent, and a crash between the commit
+        # and here must not lose the announcement.
+        if self.events:
+            await self.events.emit(inp.run_id, inp.project_id, "requires_action")
 
     @activity.defn(name="record_tool_outputs")
     async def record_tool_outputs(self, inp: ToolOutputsInput) -> None:
@@ -247,3 +255,5 @@ class StoreActivities:
             if row:
                 events.append((f"thread.run.{inp.status}", row["data"]))
             await append_events(conn, inp.run_id, events)
+        if self.events:  # see require_action
+            await self.events.emit(inp.run_id, inp.project_id, inp.status)

@@ -10,6 +10,7 @@ import datetime as dt
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -56,6 +57,9 @@ def pct(values: list[float], q: float) -> float:
 @contextlib.contextmanager
 def scratch_stack(prefix: str, env: dict[str, str] | None = None) -> Iterator[StackHandle]:
     """A fresh `assistants up` in a temp dir; 0755 because Postgres runs as an unprivileged user."""
+    # `assistants up` runs in its own session: turn SIGTERM (run_all's timeout) into an exception
+    # so the `finally` below stops it instead of leaving a stack behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     data_dir = Path(tempfile.mkdtemp(prefix=prefix))
     data_dir.chmod(0o755)
     stack = start_stack(data_dir, env=env, timeout=300)

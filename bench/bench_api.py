@@ -24,30 +24,44 @@ Op = Callable[[httpx.AsyncClient, str], Awaitable[httpx.Response]]
 
 
 async def create_message(http: httpx.AsyncClient, thread_id: str) -> httpx.Response:
-    return await http.post(f"threads/{thread_id}/messages", json={"role": "user", "content": "How far is the moon?"})
+    return await http.post(
+        f"threads/{thread_id}/messages", json={"role": "user", "content": "How far is the moon?"}
+    )
 
 
 async def list_messages(http: httpx.AsyncClient, thread_id: str) -> httpx.Response:
     return await http.get(f"threads/{thread_id}/messages", params={"limit": 20})
 
 
-async def drive(http: httpx.AsyncClient, op: Op, thread_ids: list[str], per_client: int) -> tuple[list[float], float]:
-    """Each client sends `per_client` requests back to back; returns latencies (s) and wall time."""
+async def drive(
+    http: httpx.AsyncClient, op: Op, thread_ids: list[str], per_client: int
+) -> tuple[list[float], float, list[str]]:
+    """Each client sends `per_client` requests back to back; returns latencies (s) of the
+    successful ones, the wall time, and the failures (counted and reported, never retried)."""
     latencies: list[float] = []
+    errors: list[str] = []
 
     async def client(thread_id: str) -> None:
         for _ in range(per_client):
             t = time.perf_counter()
-            resp = await op(http, thread_id)
-            latencies.append(time.perf_counter() - t)
-            resp.raise_for_status()
+            try:
+                resp = await op(http, thread_id)
+            except httpx.TransportError as exc:
+                errors.append(type(exc).__name__)
+                continue
+            if resp.is_success:
+                latencies.append(time.perf_counter() - t)
+            else:
+                errors.append(f"HTTP {resp.status_code}")
 
     t0 = time.perf_counter()
     await asyncio.gather(*(client(t) for t in thread_ids))
-    return latencies, time.perf_counter() - t0
+    return latencies, time.perf_counter() - t0, errors
 
 
-async def bench(base_url: str, key: str, levels: list[int], requests: int, report: Callable[[str], None]) -> None:
+async def bench(
+    base_url: str, key: str, levels: list[int], requests: int, report: Callable[[str], None]
+) -> None:
     headers = {"Authorization": f"Bearer {key}", "OpenAI-Beta": "assistants=v2"}
     limits = httpx.Limits(max_connections=max(levels) + 10, max_keepalive_connections=max(levels) + 10)
     async with httpx.AsyncClient(base_url=base_url + "/", headers=headers, limits=limits, timeout=60) as http:
@@ -58,17 +72,22 @@ async def bench(base_url: str, key: str, levels: list[int], requests: int, repor
             threads.append(resp.json()["id"])
         await drive(http, create_message, threads[:1], 20)  # warm-up (connections, caches)
         for c in levels:
-            per_client = max(1, requests // c) if c == 1 else max(10, requests // c)
+            per_client = max(requests // c, 10 if c > 1 else 1)
             for name, op in (("create-message", create_message), ("list-messages", list_messages)):
-                lat, wall = await drive(http, op, threads[:c], per_client)
-                report(f"{name:<14} {c:>2} concurrent clients: p50 {pct(lat, 0.5) * 1000:6.1f} ms, "
-                       f"p99 {pct(lat, 0.99) * 1000:6.1f} ms, {len(lat) / wall:6.1f} req/s ({len(lat)} requests)")
+                lat, wall, errors = await drive(http, op, threads[:c], per_client)
+                failed = f", {len(errors)} FAILED ({', '.join(sorted(set(errors)))})" if errors else ""
+                report(
+                    f"{name:<14} {c:>2} concurrent clients: p50 {pct(lat, 0.5) * 1000:6.1f} ms, "
+                    f"p99 {pct(lat, 0.99) * 1000:6.1f} ms, {len(lat) / wall:6.1f} req/s ({len(lat)} ok{failed})"
+                )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--concurrency", default="1,50")
-    parser.add_argument("--requests", type=int, default=200, help="requests per endpoint and level (at least 10 per client)")
+    parser.add_argument(
+        "--requests", type=int, default=200, help="requests per endpoint and level (at least 10 per client)"
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     levels = [int(x) for x in args.concurrency.split(",")]
@@ -81,7 +100,9 @@ def main() -> int:
     t_start = time.perf_counter()
     with scratch_stack("assistants-bench-api-") as stack:
         report(f"machine: {machine()}")
-        report("stack: `assistants up`, one API process (uvicorn, 1 worker); client: httpx async, same machine")
+        report(
+            "stack: `assistants up`, one API process (uvicorn, 1 worker); client: httpx async, same machine"
+        )
         asyncio.run(bench(stack.base_url, stack.create_key(), levels, args.requests, report))
         report(f"bench_api.py took {time.perf_counter() - t_start:.0f}s")
     if not args.no_write:

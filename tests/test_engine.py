@@ -86,6 +86,16 @@ def test_registry_loads_once(settings: Settings, llm: LoadedModel) -> None:
     assert "SmolLM" in llm.decode(chat(llm, "hello"))
 
 
+async def test_engine_greedy_equals_hf_generate(llm: LoadedModel) -> None:
+    import torch
+
+    ids = chat(llm, PROMPTS[1])
+    with torch.inference_mode():
+        out = llm.model.generate(torch.tensor([ids]), max_new_tokens=16, min_new_tokens=16, do_sample=False)
+    result = await llm.engine.generate(greedy(ids, 16, stop_token_ids=()))
+    assert result.token_ids == out[0, len(ids) :].tolist()
+
+
 async def test_batched_greedy_equals_alone(llm: LoadedModel) -> None:
     prompts = [chat(llm, p) for p in PROMPTS]
     alone = [await llm.engine.generate(greedy(p)) for p in prompts]

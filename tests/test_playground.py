@@ -71,6 +71,7 @@ class Playground:
 
     def shot(self, name: str) -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.evaluate("window.scrollTo(0, 0)")
         self.page.screenshot(path=str(SHOTS / f"{name}-{'mobile' if self.mobile else 'desktop'}.png"))
 
     def close(self) -> None:

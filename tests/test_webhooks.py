@@ -300,3 +300,33 @@ def test_cli_creates_lists_and_deletes(client: openai.OpenAI, stack) -> None:  #
     assert cli("delete", "--data-dir", data_dir, created["id"]).returncode == 1
     with pytest.raises(openai.NotFoundError):
         client.webhooks.retrieve(created["id"])
+
+
+def test_requires_action_then_completed_are_two_events(client: openai.OpenAI, assistant) -> None:  # type: ignore[no-untyped-def]
+    receiver = Receiver(fail_first=0)
+    hook = client.webhooks.create(url=receiver.url, name="tools", event_types=[
+        "thread.run.requires_action", "thread.run.completed", "thread.run.incomplete"])  # type: ignore[list-item]
+    try:
+        weather = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": "Weather in Paris?"}])
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=200,
+            tools=[{"type": "function", "function": {"name": "get_weather", "parameters": weather}}],
+            tool_choice={"type": "function", "function": {"name": "get_weather"}})
+        assert run.status == "requires_action", run.last_error
+        [call] = run.required_action.submit_tool_outputs.tool_calls  # type: ignore[union-attr]
+        done = client.beta.threads.runs.submit_tool_outputs_and_poll(
+            run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": "sunny"}],
+            poll_interval_ms=200)
+        _wait(lambda: len(receiver.events()) >= 2, timeout=30)
+        events = {e["type"]: e for e in (json.loads(b) for _, b in receiver.events().values())}
+        assert set(events) == {"thread.run.requires_action", f"thread.run.{done.status}"}
+        waiting = events["thread.run.requires_action"]["data"]
+        assert waiting["status"] == "requires_action"
+        assert waiting["required_action"]["submit_tool_outputs"]["tool_calls"][0]["id"] == call.id
+        assert {e["data"]["id"] for e in events.values()} == {run.id}
+        for headers, body in receiver.events().values():
+            client.webhooks.verify_signature(body, headers, secret=hook.signing_secret)
+    finally:
+        client.webhooks.delete(hook.id)
+        receiver.close()

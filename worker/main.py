@@ -54,7 +54,7 @@ def _runs_worker(client: Client, pool, settings: Settings) -> Worker:  # type: i
     from workflows.webhooks import WebhookDeliveryWorkflow
 
     run_events = RunEvents(client, pool, settings)
-    store = StoreActivities(pool, settings)
+    store = StoreActivities(pool, settings, run_events)
     retrieval = _retrieval_activities(pool, settings)
     tools = _tool_activities(pool, settings, retrieval)
     # Lives as long as the process (the worker's lifetime owns it, like the pool).

@@ -1,5 +1,5 @@
 // Files and vector stores: upload, create stores, attach files, and watch ingestion progress.
-import { api, fileObjectUrl, listAll } from "./api.js";
+import { api, fileObjectUrl, listAll, url } from "./api.js";
 import { $, formatBytes, guard, h, notify, replace, when } from "./dom.js";
 
 const POLL_MS = 1000;
@@ -25,7 +25,7 @@ export function createFilesView(root) {
 
   replace(root,
     h("h2", { id: "h-files" }, "Files & vector stores"),
-    h("div", { class: "split" },
+    h("div", { class: "split even" },
       h("div", { class: "panel" },
         h("h3", {}, "Files"),
         h("form", { class: "row wrap", id: "upload-form", onsubmit: upload },
@@ -78,7 +78,7 @@ export function createFilesView(root) {
       h("thead", {}, h("tr", {}, h("th", {}, "File"), h("th", {}, "Size"), h("th", { class: "hide-narrow" }, "Uploaded"),
         h("th", {}, h("span", { class: "sr-only" }, "Actions")))),
       h("tbody", {}, files.map((f) => h("tr", {},
-        h("td", {}, h("a", { href: `../v1/files/${f.id}/content`, onclick: (e) => download(e, f) }, f.filename),
+        h("td", { class: "name" }, h("a", { href: url(`/v1/files/${f.id}/content`), onclick: (e) => download(e, f) }, f.filename),
           h("div", { class: "mono muted" }, f.id)),
         h("td", {}, formatBytes(f.bytes)),
         h("td", { class: "hide-narrow" }, when(f.created_at)),
@@ -104,8 +104,9 @@ export function createFilesView(root) {
 
   function renderStore(store, storeFiles) {
     const counts = store.file_counts;
-    const attachSelect = h("select", { id: "attach-file" },
-      files.filter((f) => !storeFiles.some((sf) => sf.id === f.id)).map((f) => h("option", { value: f.id }, f.filename)));
+    const candidates = files.filter((f) => !storeFiles.some((sf) => sf.id === f.id));
+    const attachSelect = h("select", { id: "attach-file" }, candidates.length
+      ? candidates.map((f) => h("option", { value: f.id }, f.filename)) : h("option", { value: "" }, "(no other files)"));
     const directInput = h("input", { type: "file", id: "store-upload" });
     const names = new Map(files.map((f) => [f.id, f.filename]));
     replace(storeDetail,
@@ -135,7 +136,7 @@ export function createFilesView(root) {
       storeFiles.length === 0 ? h("p", { class: "muted" }, "No files in this store.") : h("table", { class: "table", id: "store-files" },
         h("thead", {}, h("tr", {}, h("th", {}, "File"), h("th", {}, "Status"), h("th", { class: "hide-narrow" }, "Size"))),
         h("tbody", {}, storeFiles.map((sf) => h("tr", { dataset: { fileId: sf.id } },
-          h("td", {}, names.get(sf.id) || sf.id),
+          h("td", { class: "name" }, names.get(sf.id) || sf.id),
           h("td", {}, h("span", { class: `badge ${sf.status}` }, sf.status),
             sf.last_error ? h("div", { class: "feedback bad" }, sf.last_error.message) : null),
           h("td", { class: "hide-narrow" }, sf.usage_bytes ? formatBytes(sf.usage_bytes) : ""))))),

@@ -1,0 +1,231 @@
+"""infra/ stays consistent with the settings: the Compose file and the Kubernetes manifests set
+only variables that Settings reads, set the ones production needs, and wire the fleets right
+(inference on the GPU queue, probes on /health at the API port). Static: no Docker, no network."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import AliasChoices
+
+from assistants.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+INFRA = ROOT / "infra"
+COMPOSE = INFRA / "compose" / "docker-compose.yml"
+K8S = INFRA / "k8s" / "base"
+# Read by libraries, not by Settings: boto3's credential chain (settings.py says so).
+LIBRARY_ENV = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+REQUIRED = {"DATABASE_URL", "TEMPORAL_ADDRESS", "ASSISTANTS_ENV"}
+
+
+def settings_env_names() -> set[str]:
+    """Every environment variable Settings reads: prefix + FIELD, or the field's aliases."""
+    prefix = str(Settings.model_config.get("env_prefix", ""))
+    names: set[str] = set()
+    for field_name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(str(c).upper() for c in alias.choices if isinstance(c, str))
+        elif isinstance(alias, str):
+            names.add(alias.upper())
+        else:
+            names.add((prefix + field_name).upper())
+    return names
+
+
+ALLOWED = settings_env_names()
+
+
+def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings exactly as a container with this environment would build them."""
+    import os
+
+    for name in list(os.environ):
+        if name in ALLOWED:
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def is_app(command: Any) -> bool:
+    return isinstance(command, list) and bool(command) and command[0] == "assistants"
+
+
+def queue_of(command: list[str]) -> str | None:
+    return command[command.index("--queue") + 1] if "--queue" in command else None
+
+
+def check_app_env(where: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    unknown = set(env) - ALLOWED - LIBRARY_ENV
+    assert not unknown, f"{where} sets variables Settings does not read: {sorted(unknown)}"
+    missing = REQUIRED - set(env)
+    assert not missing, f"{where} does not set {sorted(missing)}"
+    assert env["ASSISTANTS_ENV"] == "production", where
+    return settings_from(env, monkeypatch)  # values parse, and the production validator passes
+
+
+# --- Compose ------------------------------------------------------------------------------------
+def compose_env(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def app_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: s for name, s in compose["services"].items() if is_app(s.get("command"))}
+
+
+def test_compose_app_services_use_only_settings_and_set_production_ones(compose, monkeypatch) -> None:
+    apps = app_services(compose)
+    assert {"api", "worker-runs", "worker-inference"} <= set(apps)
+    for name, service in apps.items():
+        check_app_env(f"compose service {name}", compose_env(service), monkeypatch)
+
+
+def test_compose_fleets(compose, monkeypatch) -> None:
+    apps = app_services(compose)
+    queues = {queue_of(s["command"]) for s in apps.values() if s["command"][1] == "worker"}
+    assert queues == {"runs", "inference"}
+    for name, service in apps.items():
+        if queue_of(service["command"]) != "inference":
+            continue
+        settings = settings_from(compose_env(service), monkeypatch)
+        assert settings.device.startswith("cuda"), name
+        devices = service["deploy"]["resources"]["reservations"]["devices"]
+        assert any(d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", []) for d in devices), name
+    api = apps["api"]
+    assert api["command"][:2] == ["assistants", "api"]
+    assert api["deploy"]["replicas"] >= 2
+    port = settings_from(compose_env(api), monkeypatch).port
+    assert settings_from(compose_env(api), monkeypatch).host == "0.0.0.0"
+    probe = " ".join(api["healthcheck"]["test"])
+    assert f"127.0.0.1:{port}/health" in probe
+
+
+def test_compose_runs_a_real_temporal_server_and_pgvector(compose) -> None:
+    services = compose["services"]
+    images = {name: str(s.get("image", "")) for name, s in services.items()}
+    assert images["postgres"].startswith("pgvector/pgvector:")
+    assert images["temporal"].startswith("temporalio/")
+    assert "start-dev" not in " ".join(map(str, services["temporal"].get("command") or []))
+    # The search attributes runs are started with get registered.
+    script = " ".join(services["temporal-init"]["command"])
+    for name in ("AssistantId", "ThreadId", "ProjectId"):
+        assert name in script
+
+
+# --- Kubernetes ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def manifests() -> list[dict[str, Any]]:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    listed = set(kustomization["resources"])
+    on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == on_disk, "kustomization.yaml must list every manifest in the base"
+    docs: list[dict[str, Any]] = []
+    for name in sorted(listed):
+        docs += [d for d in yaml.safe_load_all((K8S / name).read_text()) if d]
+    return docs
+
+
+def of_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def container_env(container: dict[str, Any], docs: list[dict[str, Any]]) -> dict[str, str]:
+    maps, secrets = of_kind(docs, "ConfigMap"), of_kind(docs, "Secret")
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(maps[source["configMapRef"]["name"]]["data"])
+        if "secretRef" in source:
+            secret = secrets[source["secretRef"]["name"]]
+            env.update(secret.get("stringData") or {})
+            env.update({k: "x" for k in secret.get("data") or {}})
+    for item in container.get("env", []):
+        env[item["name"]] = str(item.get("value", ""))
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def app_containers(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    out = []
+    for name, deployment in of_kind(docs, "Deployment").items():
+        for c in deployment["spec"]["template"]["spec"]["containers"]:
+            if is_app(c.get("command")):
+                out.append((name, deployment, c))
+    return out
+
+
+def test_k8s_app_containers_use_only_settings_and_set_production_ones(manifests, monkeypatch) -> None:
+    containers = app_containers(manifests)
+    assert len(containers) == 3
+    for name, _, container in containers:
+        check_app_env(f"deployment {name}", container_env(container, manifests), monkeypatch)
+
+
+def test_k8s_fleets(manifests, monkeypatch) -> None:
+    by_role: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for _, deployment, c in app_containers(manifests):
+        by_role[queue_of(c["command"]) or c["command"][1]] = (deployment, c)
+    assert set(by_role) == {"api", "runs", "inference"}
+
+    deployment, c = by_role["inference"]
+    assert settings_from(container_env(c, manifests), monkeypatch).device.startswith("cuda")
+    assert int(c["resources"]["limits"]["nvidia.com/gpu"]) >= 1
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod.get("nodeSelector") and any(t["key"] == "nvidia.com/gpu" for t in pod.get("tolerations", []))
+
+    deployment, c = by_role["api"]
+    assert deployment["spec"]["replicas"] >= 2
+    settings = settings_from(container_env(c, manifests), monkeypatch)
+    assert settings.host == "0.0.0.0"
+    ports = {p.get("name", str(p["containerPort"])): p["containerPort"] for p in c["ports"]}
+    assert settings.port in ports.values()
+
+    def port_of(ref: Any) -> int:
+        return int(ports[ref]) if isinstance(ref, str) else int(ref)
+
+    ready = c["readinessProbe"]["httpGet"]
+    assert ready["path"] == "/health" and port_of(ready["port"]) == settings.port
+    # Liveness must not follow dependencies (/health is 503 when Postgres or a worker is down).
+    live = c["livenessProbe"]
+    assert live.get("httpGet", {}).get("path") != "/health"
+    assert port_of((live.get("tcpSocket") or live.get("httpGet"))["port"]) == settings.port
+
+    service = of_kind(manifests, "Service")["assistants-api"]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert all(port_of(p["targetPort"]) == settings.port for p in service["spec"]["ports"])
+
+
+def test_k8s_connects_to_an_existing_cluster(manifests) -> None:
+    kinds = {d["kind"] for d in manifests}
+    assert "StatefulSet" not in kinds  # no Postgres/Temporal of its own
+    assert {"HorizontalPodAutoscaler", "ConfigMap", "Secret", "Service"} <= kinds
+
+
+# --- every file ---------------------------------------------------------------------------------
+def test_every_assistants_variable_mentioned_in_infra_exists() -> None:
+    """Comments and docs included: a renamed or misspelt setting anywhere in infra/ fails here."""
+    for path in INFRA.rglob("*"):
+        if path.is_file():
+            for name in set(re.findall(r"\bASSISTANTS_[A-Z0-9_]+\b", path.read_text(errors="replace"))):
+                assert name in ALLOWED, (
+                    f"{path.relative_to(ROOT)} mentions {name}, which Settings does not read"
+                )
+
+
+def test_dockerfile_pins_torch() -> None:
+    text = (INFRA / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim", text, re.M)
+    assert re.search(r"torch==\$\{TORCH_VERSION\}", text) and "ARG TORCH_VERSION=2.13.0" in text
