@@ -14,42 +14,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
-import os
-import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
-import transformers
+from _common import append_results, machine, pct
 
 from activities.llm.engine import GenerationRequest
 from activities.llm.registry import ModelRegistry
 from assistants.settings import Settings
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 QUESTIONS = [
     "Explain how a bicycle works.",
     "Write a short story about a lighthouse keeper who finds a message in a bottle.",
     "What are the main differences between lists and tuples in Python?",
     "Describe the water cycle to a ten year old.",
 ]
-
-
-def machine() -> str:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{platform.machine()} {os.cpu_count()} CPUs (torch threads {torch.get_num_threads()}), "
-        f"torch {torch.__version__}, transformers {transformers.__version__}, "
-        f"cuda {'yes: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'no'}, load avg {load:.1f}"
-    )
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def hf_generate(model, prompts: list[list[int]], new_tokens: int, pad_id: int) -> float:
@@ -138,13 +119,7 @@ def main() -> int:
     loaded.engine.close()
 
     if not args.no_write:
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        new = not RESULTS.exists()
-        with RESULTS.open("a") as f:
-            if new:
-                f.write("# Benchmark results\n\nAppended by the scripts in bench/; newest last.\n")
-            f.write(f"\n## {stamp}: bench_generation_raw.py\n\n")
-            f.writelines(f"- {line}\n" for line in lines)
+        append_results("bench_generation_raw.py", lines)
     return 0
 
 

@@ -10,6 +10,7 @@ Screenshots of the main views land in tests/artifacts/screenshots/ (desktop 1280
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,27 +18,38 @@ from typing import Any
 import openai
 import pytest
 
-from tests.stackutil import StackHandle
+from tests.stackutil import StackHandle, http_status
 
 pytestmark = pytest.mark.timeout(600)
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SHOTS = Path(__file__).resolve().parent / "artifacts" / "screenshots"
 DESKTOP = {"width": 1280, "height": 800}
 MOBILE = {"width": 390, "height": 844}
 MODEL = "smollm2-135m-instruct"
-WEATHER_FN = {
+WEATHER_FN: dict[str, Any] = {
     "name": "get_weather",
     "description": "Current weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }
 RUN_ENDED = ".run-status.completed, .run-status.incomplete, .run-status.failed, .run-status.cancelled, .run-status.expired"
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (dev extras)")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is not installed (dev extras)"
+)
 if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is missing: `make setup` installs it (scripts/setup_browser.sh)", allow_module_level=True)
+    pytest.skip(
+        f"{CHROMIUM} is missing: `make setup` installs it (scripts/setup_browser.sh)", allow_module_level=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +108,11 @@ def mobile(browser: Any, stack: StackHandle) -> Iterator[Playground]:
 @pytest.fixture(scope="module")
 def weather_assistant(client: openai.OpenAI) -> Any:
     return client.beta.assistants.create(
-        model=MODEL, name="pw-weather", instructions="You are a helpful assistant. Be brief.", temperature=0,
-        tools=[{"type": "function", "function": WEATHER_FN}],  # type: ignore[list-item]
+        model=MODEL,
+        name="pw-weather",
+        instructions="You are a helpful assistant. Be brief.",
+        temperature=0,
+        tools=[{"type": "function", "function": WEATHER_FN}],  # type: ignore[typeddict-item]
     )
 
 
@@ -114,6 +129,21 @@ def _send(page: Any, text: str) -> None:
     page.press("#chat-input", "Enter")  # Enter sends; Shift+Enter would add a line
 
 
+def test_assets_are_served_by_name_only(stack: StackHandle) -> None:
+    with urllib.request.urlopen(
+        f"{stack.api_url}/playground"
+    ) as resp:  # follows the redirect to /playground/
+        assert resp.url.endswith("/playground/") and resp.headers["content-type"].startswith("text/html")
+    with urllib.request.urlopen(f"{stack.api_url}/playground/app.js") as resp:
+        assert resp.headers["content-type"].startswith("text/javascript")  # ES modules need a JS type
+    for path in (
+        "/playground/..%2Fapp.py",
+        "/playground/%2E%2E%2F%2E%2E%2Fpyproject.toml",
+        "/playground/missing.js",
+    ):
+        assert http_status(stack.api_url + path) == 404, path
+
+
 def test_page_is_served_and_bad_key_shows_the_api_message(desktop: Playground) -> None:
     page = desktop.open(None)
     assert page.title() == "Assistants playground"
@@ -124,7 +154,9 @@ def test_page_is_served_and_bad_key_shows_the_api_message(desktop: Playground) -
     assert page.locator("#assistant-list li").count() == 0  # nothing was loaded with a bad key
 
 
-def test_create_assistant_with_a_function_tool(desktop: Playground, api_key: str, client: openai.OpenAI) -> None:
+def test_create_assistant_with_a_function_tool(
+    desktop: Playground, api_key: str, client: openai.OpenAI
+) -> None:
     page = desktop.open(api_key)
     page.click("#new-assistant")
     page.fill("#asst-name", "pw-created-in-ui")
@@ -135,7 +167,7 @@ def test_create_assistant_with_a_function_tool(desktop: Playground, api_key: str
     editor.fill('{"name": "get_weather",')
     page.wait_for_selector(".function-editor .feedback.bad:has-text('Not valid JSON')")
     editor.fill('{"description": "no name", "parameters": {"type": "object"}}')
-    page.wait_for_selector('.function-editor .feedback.bad:has-text(\'"name" is required\')')
+    page.wait_for_selector(".function-editor .feedback.bad:has-text('\"name\" is required')")
     page.click("#save-assistant")
     assert "Fix the function definitions" in page.wait_for_selector("#notice[role=alert]").inner_text()
     editor.fill('{"name": "get_weather", "parameters": {"type": "array"}}')
@@ -166,8 +198,9 @@ def test_create_assistant_with_a_function_tool(desktop: Playground, api_key: str
         client.beta.assistants.retrieve(created[0].id)
 
 
-def test_chat_streams_text_in_several_paints(desktop: Playground, api_key: str, client: openai.OpenAI,
-                                             weather_assistant: Any) -> None:
+def test_chat_streams_text_in_several_paints(
+    desktop: Playground, api_key: str, client: openai.OpenAI, weather_assistant: Any
+) -> None:
     page = desktop.open(api_key)
     _chat_with(page, weather_assistant.id, max_tokens=32)
     # Record the assistant text's length at every DOM change: a stream grows it in many steps.
@@ -195,8 +228,9 @@ def test_chat_streams_text_in_several_paints(desktop: Playground, api_key: str, 
     assert shown == stored and len(stored) > 10
 
 
-def test_forced_function_call_answered_through_the_form(desktop: Playground, api_key: str, client: openai.OpenAI,
-                                                       weather_assistant: Any) -> None:
+def test_forced_function_call_answered_through_the_form(
+    desktop: Playground, api_key: str, client: openai.OpenAI, weather_assistant: Any
+) -> None:
     page = desktop.open(api_key)
     _chat_with(page, weather_assistant.id, max_tokens=200)
     page.select_option("#chat-tool-choice", label="function: get_weather")
@@ -204,7 +238,8 @@ def test_forced_function_call_answered_through_the_form(desktop: Playground, api
     output = page.wait_for_selector(".tool-form textarea", timeout=120_000)
     assert page.inner_text(".run-status") == "requires_action"
     assert "get_weather(" in page.inner_text(".tool-form legend + .field label")
-    assert page.evaluate("document.activeElement.classList.contains('tool-output')")  # focus moved to the form
+    focused = page.evaluate("document.activeElement.classList.contains('tool-output')")
+    assert focused, "focus should move to the tool output form"
     assert page.is_enabled("#cancel-run") and not page.is_enabled("#send")
     output.fill('{"temperature_c": 21, "sky": "sunny"}')
     desktop.shot("tool-form")
@@ -221,7 +256,9 @@ def test_forced_function_call_answered_through_the_form(desktop: Playground, api
     assert page.is_enabled("#send") and not page.is_enabled("#cancel-run")
 
 
-def test_cancel_a_run_waiting_for_tool_outputs(desktop: Playground, api_key: str, weather_assistant: Any) -> None:
+def test_cancel_a_run_waiting_for_tool_outputs(
+    desktop: Playground, api_key: str, weather_assistant: Any
+) -> None:
     page = desktop.open(api_key)
     _chat_with(page, weather_assistant.id, max_tokens=16)
     page.select_option("#chat-tool-choice", label="function: get_weather")
@@ -249,13 +286,15 @@ def test_file_in_a_vector_store_reaches_completed(desktop: Playground, api_key: 
     desktop.shot("files")
 
 
-def test_run_links_to_its_workflow_in_the_temporal_ui(desktop: Playground, stack: StackHandle, api_key: str,
-                                                      client: openai.OpenAI, assistant: Any) -> None:
+def test_run_links_to_its_workflow_in_the_temporal_ui(
+    desktop: Playground, stack: StackHandle, api_key: str, client: openai.OpenAI, assistant: Any
+) -> None:
     if not stack.temporal_ui:
         pytest.skip("this stack runs without the Temporal UI")
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Hi"}])
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
-                                                   max_completion_tokens=4, poll_interval_ms=200)
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=4, poll_interval_ms=200
+    )
     page = desktop.open(api_key, view="chat")
     page.fill("#open-thread", thread.id)
     page.press("#open-thread", "Enter")
@@ -275,8 +314,9 @@ def test_run_links_to_its_workflow_in_the_temporal_ui(desktop: Playground, stack
 
 def test_mobile_width_views(mobile: Playground, api_key: str, client: openai.OpenAI, assistant: Any) -> None:
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Say hi."}])
-    client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=12,
-                                             poll_interval_ms=200)
+    client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=12, poll_interval_ms=200
+    )
     page = mobile.open(api_key)
     page.wait_for_selector("#assistant-list .item")
     no_overflow = "document.documentElement.scrollWidth <= window.innerWidth + 1"

@@ -55,21 +55,6 @@ def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-unty
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def test_sigterm_leaves_nothing_running(stack_dir: Path) -> None:
-    handle = start_stack(stack_dir)
-    pids = handle.pids()
-    assert {"postgres", "temporal", "worker-runs", "worker-inference", "api"} <= set(pids), pids
-    assert (stack_dir / "stack.json").stat().st_mode & 0o077 == 0, "stack.json holds the DB password: 0600"
-    assert handle.temporal_ui and http_status(handle.temporal_ui) == 200
-
-    handle.stop()
-
-    # Every role is its own process group (postgres's postmaster too): nothing of any may survive.
-    _wait(lambda: not _live_in_groups(set(pids.values())), 10, "the stack's processes to exit")
-    assert not list((stack_dir / "pids").glob("*.pid"))
-    assert http_status(handle.api_url + "/health", timeout=2) == 0
-
-
 def test_killed_worker_is_restarted(stack: StackHandle) -> None:
     for role in ("worker-runs", "worker-inference"):
         old = stack.pids()[role]
@@ -81,16 +66,36 @@ def test_killed_worker_is_restarted(stack: StackHandle) -> None:
     assert stack.stack_info()["pids"]["worker-runs"] == stack.pids()["worker-runs"]
 
 
-def test_restart_keeps_data(stack_dir: Path) -> None:
+def test_sigterm_leaves_nothing_running_and_restart_keeps_data(stack_dir: Path) -> None:
+    import openai
+
     first = start_stack(stack_dir)
+    pids = first.pids()
+    assert {"postgres", "temporal", "worker-runs", "worker-inference", "api"} <= set(pids), pids
+    assert (stack_dir / "stack.json").stat().st_mode & 0o077 == 0, "stack.json holds the DB password: 0600"
+    assert first.temporal_ui and http_status(first.temporal_ui) == 200
     key = first.create_key()
-    auth = {"Authorization": f"Bearer {key}"}
-    assert http_status(first.base_url + "/models", auth) == 200
+    client = openai.OpenAI(base_url=first.base_url, api_key=key, max_retries=0)
+    assistant = client.beta.assistants.create(model="smollm2-135m-instruct", name="kept", temperature=0)
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "Hi"}]}, max_completion_tokens=4,
+        poll_interval_ms=200)
+    assert run.status in ("completed", "incomplete")
     first.stop()
+
+    # Every role is its own process group (postgres's postmaster too): nothing of any may survive.
+    _wait(lambda: not _live_in_groups(set(pids.values())), 10, "the stack's processes to exit")
+    assert not list((stack_dir / "pids").glob("*.pid"))
+    assert http_status(first.api_url + "/health", timeout=2) == 0
 
     second = start_stack(stack_dir, port=first.port)
     try:
+        auth = {"Authorization": f"Bearer {key}"}
         assert http_status(second.base_url + "/models", auth) == 200
         assert http_status(second.base_url + "/models", {"Authorization": "Bearer sk-not-a-key"}) == 401
+        assert client.beta.assistants.retrieve(assistant.id).name == "kept"
+        again = client.beta.threads.runs.retrieve(run.id, thread_id=run.thread_id)
+        assert again.status == run.status and again.usage == run.usage
+        assert client.beta.threads.messages.list(run.thread_id, run_id=run.id).data
     finally:
         second.stop()

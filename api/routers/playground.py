@@ -18,8 +18,12 @@ from api.errors import not_found
 router = APIRouter(tags=["playground"], include_in_schema=False)
 ASSETS = Path(__file__).resolve().parents[1] / "playground"
 _NAME = re.compile(r"^[a-z0-9_-]+\.(html|js|css|svg)$")
-_TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8",
-          "svg": "image/svg+xml"}
+_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "js": "text/javascript; charset=utf-8",
+    "css": "text/css; charset=utf-8",
+    "svg": "image/svg+xml",
+}
 # Revalidate every time: the page is small, and a stale module after an upgrade breaks imports.
 _HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
 
