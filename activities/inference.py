@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 from typing import Any
@@ -148,8 +149,11 @@ class InferenceActivities:
         from activities.llm.engine import GenerationRequest
 
         greedy = inp.temperature <= 0 or inp.top_p <= 0
+        # Seeded from the run and turn: a retry after a crash samples the same text again.
+        seed = inp.seed if inp.seed is not None else int.from_bytes(
+            hashlib.sha256(f"{inp.run_id}:{inp.turn}".encode()).digest()[:4], "big")
         return GenerationRequest(prompt_ids=prompt_ids, max_new_tokens=max(1, max_new), temperature=0.0 if greedy else inp.temperature,
-                                 top_p=1.0 if greedy else inp.top_p, seed=inp.seed, constraint=constraint)
+                                 top_p=1.0 if greedy else inp.top_p, seed=seed, constraint=constraint)
 
     async def _free_turn(self, model: Any, inp: GenerateInput, attempt: int, prompt_ids: list[int],
                          specs: list[dict[str, Any]], max_new: int) -> GenerateOutput | None:

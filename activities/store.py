@@ -14,7 +14,17 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from assistants.db.runlog import append_event, append_events, load_run
-from assistants.io import ChatMessage, FinishRunInput, Prompt, PromptInput, RunPlan, RunRef, StepResult, ToolCallsInput, ToolOutputsInput
+from assistants.io import (
+    ChatMessage,
+    FinishRunInput,
+    Prompt,
+    PromptInput,
+    RunPlan,
+    RunRef,
+    StepResult,
+    ToolCallsInput,
+    ToolOutputsInput,
+)
 from assistants.objects import TERMINAL_RUN_STATUSES, now
 from assistants.settings import Settings
 

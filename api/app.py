@@ -63,6 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            hub = getattr(app.state, "run_event_hub", None)
+            if hub is not None:
+                await hub.close()
             await app.state.pool.close()
 
     app = FastAPI(title="Assistants API", version="2", lifespan=lifespan, docs_url="/docs", redoc_url=None)

@@ -43,10 +43,16 @@ log = logging.getLogger(__name__)
 POLL_S = 2.0  # safety-net re-query when no NOTIFY arrives
 KEEPALIVE_S = 15.0  # comment line so proxies keep an idle stream open
 BATCH = 500  # rows per query while replaying
-STOP_EVENTS = frozenset({
-    "thread.run.completed", "thread.run.incomplete", "thread.run.failed", "thread.run.cancelled",
-    "thread.run.expired", "thread.run.requires_action",
-})
+STOP_EVENTS = frozenset(
+    {
+        "thread.run.completed",
+        "thread.run.incomplete",
+        "thread.run.failed",
+        "thread.run.cancelled",
+        "thread.run.expired",
+        "thread.run.requires_action",
+    }
+)
 TERMINAL_STATUSES = ("completed", "incomplete", "failed", "cancelled", "expired")
 DONE = b"event: done\ndata: [DONE]\n\n"
 # A comment line without the blank line that would end an event: the SDK's decoder would turn
@@ -90,7 +96,7 @@ class PartText:
         if self.regen.startswith(self.shown):
             if len(self.regen) == len(self.shown):
                 return None
-            out, self.shown = self.regen[len(self.shown):], self.regen
+            out, self.shown = self.regen[len(self.shown) :], self.regen
             return out
         if not self.shown.startswith(self.regen):
             self.diverged = True  # cannot be retracted: the completed object carries the stored text
@@ -151,17 +157,26 @@ class ClientView:
                 continue
             if key not in self.opened_calls:
                 self.opened_calls.add(key)
-                head: dict[str, Any] = {"index": call["index"], "type": "function", "function": {"arguments": ""}}
+                head: dict[str, Any] = {
+                    "index": call["index"],
+                    "type": "function",
+                    "function": {"arguments": ""},
+                }
                 if key not in self.known_calls:
                     self.known_calls.add(key)
-                    head.update(id=call.get("id"), function={"name": fn.get("name"), "arguments": "", "output": None})
+                    head.update(
+                        id=call.get("id"), function={"name": fn.get("name"), "arguments": "", "output": None}
+                    )
                 opening.append(head)
             args = self._feed(key, row, fn.get("arguments") or "")
             if args:
                 calls.append({"index": call["index"], "type": "function", "function": {"arguments": args}})
 
         def event(tool_calls: list[dict[str, Any]]) -> dict[str, Any]:
-            return {**data, "delta": {**data["delta"], "step_details": {"type": "tool_calls", "tool_calls": tool_calls}}}
+            return {
+                **data,
+                "delta": {**data["delta"], "step_details": {"type": "tool_calls", "tool_calls": tool_calls}},
+            }
 
         return ([event(opening)] if opening else []) + ([event(calls)] if calls else [])
 
@@ -281,7 +296,9 @@ async def _run_ended(pool: AsyncConnectionPool, run_id: str) -> bool:
     return row is None or row["status"] in TERMINAL_STATUSES
 
 
-async def run_events(pool: AsyncConnectionPool, hub: RunEventHub, run_id: str, after: int = 0) -> AsyncIterator[bytes]:
+async def run_events(
+    pool: AsyncConnectionPool, hub: RunEventHub, run_id: str, after: int = 0
+) -> AsyncIterator[bytes]:
     """The run's events after seq `after`, encoded, until a stop event; then `done`."""
     wake = hub.subscribe(run_id)
     try:
@@ -339,9 +356,11 @@ def run_stream(pool: AsyncConnectionPool, hub: RunEventHub, run_id: str, after: 
 async def last_seq(pool: AsyncConnectionPool, run_id: str) -> int:
     """The run's newest event: a stream that starts after it shows only what happens next."""
     async with pool.connection() as conn:
-        row: Any = await (await conn.execute(
-            "SELECT coalesce(max(seq), 0) AS seq FROM run_events WHERE run_id = %s", (run_id,)
-        )).fetchone()
+        row: Any = await (
+            await conn.execute(
+                "SELECT coalesce(max(seq), 0) AS seq FROM run_events WHERE run_id = %s", (run_id,)
+            )
+        ).fetchone()
     return int(row["seq"]) if row else 0
 
 
@@ -349,13 +368,18 @@ async def reserve_seq(pool: AsyncConnectionPool) -> int:
     """A log position taken before a thread is created, so `thread.created` sorts before the run's
     own events (`thread.run.created`) and resumes like any other event."""
     async with pool.connection() as conn:
-        row: Any = await (await conn.execute("SELECT nextval(pg_get_serial_sequence('run_events', 'seq')) AS seq")).fetchone()
+        row: Any = await (
+            await conn.execute("SELECT nextval(pg_get_serial_sequence('run_events', 'seq')) AS seq")
+        ).fetchone()
     assert row is not None
     return int(row["seq"])
 
 
-async def record_thread_created(pool: AsyncConnectionPool, run_id: str, seq: int, thread: dict[str, Any]) -> None:
+async def record_thread_created(
+    pool: AsyncConnectionPool, run_id: str, seq: int, thread: dict[str, Any]
+) -> None:
     async with pool.connection() as conn:
         await conn.execute(
-            "INSERT INTO run_events (seq, run_id, event, data) VALUES (%s, %s, 'thread.created', %s)", (seq, run_id, Jsonb(thread))
+            "INSERT INTO run_events (seq, run_id, event, data) VALUES (%s, %s, 'thread.created', %s)",
+            (seq, run_id, Jsonb(thread)),
         )

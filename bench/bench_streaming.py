@@ -41,7 +41,9 @@ def model_timings(tokens: int, reps: int) -> tuple[list[float], list[float]]:
     from assistants.settings import get_settings
 
     model = ModelRegistry(get_settings()).get(MODEL)
-    ids = model.encode_chat([{"role": "system", "content": INSTRUCTIONS}, {"role": "user", "content": PROMPT}])
+    ids = model.encode_chat(
+        [{"role": "system", "content": INSTRUCTIONS}, {"role": "user", "content": PROMPT}]
+    )
     firsts, per_token = [], []
 
     async def once() -> None:
@@ -49,7 +51,9 @@ def model_timings(tokens: int, reps: int) -> tuple[list[float], list[float]]:
         res = await model.engine.generate(req)
         assert res.timings.first_token_s is not None
         firsts.append(res.timings.first_token_s)
-        per_token.append((res.timings.total_s - res.timings.first_token_s) / max(1, res.completion_tokens - 1))
+        per_token.append(
+            (res.timings.total_s - res.timings.first_token_s) / max(1, res.completion_tokens - 1)
+        )
 
     for _ in range(reps + 1):  # the first one warms up
         asyncio.run(once())
@@ -58,14 +62,21 @@ def model_timings(tokens: int, reps: int) -> tuple[list[float], list[float]]:
     return firsts[1:], per_token[1:]
 
 
-def api_timings(base_url: str, key: str, tokens: int, reps: int) -> tuple[list[float], list[float], list[int]]:
+def api_timings(
+    base_url: str, key: str, tokens: int, reps: int
+) -> tuple[list[float], list[float], list[int]]:
     headers = {"Authorization": f"Bearer {key}", "OpenAI-Beta": "assistants=v2"}
     firsts, per_token, deltas = [], [], []
     with httpx.Client(base_url=base_url.rstrip("/") + "/", headers=headers, timeout=300) as http:
         assistant = http.post("assistants", json={"model": MODEL, "instructions": INSTRUCTIONS}).json()
         for _ in range(reps + 1):
             thread = http.post("threads", json={"messages": [{"role": "user", "content": PROMPT}]}).json()
-            body = {"assistant_id": assistant["id"], "stream": True, "temperature": 0, "max_completion_tokens": tokens}
+            body = {
+                "assistant_id": assistant["id"],
+                "stream": True,
+                "temperature": 0,
+                "max_completion_tokens": tokens,
+            }
             t0 = time.perf_counter()
             stamps: list[float] = []
             run: dict[str, Any] = {}

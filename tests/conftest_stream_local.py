@@ -64,8 +64,14 @@ def _supervise(stack: _Stack, stop: threading.Event) -> None:
             alive = False
         if not alive:
             log = open(stack.dev_dir / "inf.log", "ab")
-            proc = subprocess.Popen([str(ROOT / ".venv/bin/assistants"), "worker", "--queue", "inference"], env=stack.env,
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+            proc = subprocess.Popen(
+                [str(ROOT / ".venv/bin/assistants"), "worker", "--queue", "inference"],
+                env=stack.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=ROOT,
+            )
             (stack.dev_dir / "inf.pid").write_text(str(proc.pid))
             time.sleep(5)
 
@@ -73,8 +79,12 @@ def _supervise(stack: _Stack, stop: threading.Event) -> None:
 @pytest.fixture(scope="session")
 def stack():  # type: ignore[no-untyped-def]
     dev_dir = Path(os.environ.get("STREAM_DEV_DIR", "/tmp/stream"))
-    handle = _Stack(dev_dir=dev_dir, api_url=os.environ.get("STREAM_DEV_API", "http://127.0.0.1:18200"),
-                    env={**os.environ, **_env_of(dev_dir / "env.sh")}, keys=Path("/tmp/dev/keys").read_text().split())
+    handle = _Stack(
+        dev_dir=dev_dir,
+        api_url=os.environ.get("STREAM_DEV_API", "http://127.0.0.1:18200"),
+        env={**os.environ, **_env_of(dev_dir / "env.sh")},
+        keys=Path("/tmp/dev/keys").read_text().split(),
+    )
     stop = threading.Event()
     threading.Thread(target=_supervise, args=(handle, stop), daemon=True).start()
     yield handle

@@ -15,9 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
+from assistants.io import ToolOutputsInput  # noqa: E402
 from tests.test_workflow_run import CALL, HISTORIES, TEXT, FakeRun, _run, _wait_for  # noqa: E402
 from workflows.run import RunWorkflow  # noqa: E402
-from assistants.io import ToolOutputsInput  # noqa: E402
 
 
 async def main() -> None:

@@ -82,7 +82,7 @@ def test_bad_input_is_a_clear_400(stack: StackHandle, api_key: str, client: open
                       content=b'{"metadata": {"a": "' + b"x" * (3 * 1024 * 1024) + b'"}}')
     assert huge.status_code == 413 and huge.json()["error"]["code"] == "request_too_large"
     thread = client.beta.threads.create()
-    for path in (f"/threads/{thread.id}/runs/run_nope", f"/threads/thread_nope/messages", "/assistants/asst_nope"):
+    for path in (f"/threads/{thread.id}/runs/run_nope", "/threads/thread_nope/messages", "/assistants/asst_nope"):
         assert httpx.get(stack.base_url + path, headers=h).status_code == 404
     with pytest.raises(openai.NotFoundError):
         client.beta.threads.runs.create(thread_id=thread.id, assistant_id="asst_nope")

@@ -12,13 +12,14 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
 import pytest
 
 from activities.llm.detok import IncrementalDetokenizer
-from activities.llm.engine import GenerationRequest
+from activities.llm.engine import GenerationRequest, GenerationResult
 from activities.llm.prepare import default_model_dir, is_prepared, prepare_default_model
 from activities.llm.registry import LoadedModel, ModelRegistry
 from assistants.settings import Settings
@@ -50,7 +51,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def llm(settings: Settings) -> LoadedModel:
+def llm(settings: Settings) -> Iterator[LoadedModel]:
     registry = ModelRegistry(settings)
     loaded = registry.get()
     yield loaded
@@ -219,7 +220,7 @@ async def test_failure_in_one_row_fails_only_that_request(llm: LoadedModel) -> N
     ok = llm.engine.generate(greedy(ids, 8))
     bad_result, ok_result = await asyncio.gather(bad, ok, return_exceptions=True)
     assert isinstance(bad_result, RuntimeError) and "exploded" in str(bad_result)
-    assert ok_result.token_ids == expected.token_ids
+    assert isinstance(ok_result, GenerationResult) and ok_result.token_ids == expected.token_ids
 
     def raising_delta(_: str) -> None:
         raise ValueError("consumer gone")

@@ -37,9 +37,17 @@ TERMINAL = {"completed", "incomplete", "failed", "cancelled", "expired"}
 
 
 def _delta(seq: int, attempt: int, text: str, discarded: bool = False, msg: str = "msg_1") -> dict[str, Any]:
-    return {"seq": seq, "attempt": attempt, "event": "thread.message.delta", "discarded": discarded, "data": {
-        "id": msg, "object": "thread.message.delta",
-        "delta": {"content": [{"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]}}}
+    return {
+        "seq": seq,
+        "attempt": attempt,
+        "event": "thread.message.delta",
+        "discarded": discarded,
+        "data": {
+            "id": msg,
+            "object": "thread.message.delta",
+            "delta": {"content": [{"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]},
+        },
+    }
 
 
 def _texts(view: ClientView, rows: list[dict[str, Any]]) -> list[str]:
@@ -73,8 +81,13 @@ def test_late_write_of_a_superseded_attempt_is_ignored() -> None:
 
 
 def test_client_that_joined_after_the_discard_resumes_from_the_retry_only() -> None:
-    rows = [_delta(1, 1, "Hello", discarded=True), _delta(2, 1, " wor", discarded=True),
-            _delta(3, 2, "Hel"), _delta(4, 2, "lo w"), _delta(5, 2, "orld")]
+    rows = [
+        _delta(1, 1, "Hello", discarded=True),
+        _delta(2, 1, " wor", discarded=True),
+        _delta(3, 2, "Hel"),
+        _delta(4, 2, "lo w"),
+        _delta(5, 2, "orld"),
+    ]
     # It got seq 3 (a watcher of attempt 1 never would: "Hel" adds nothing to "Hello wor").
     view = restore_view(rows[:3], cursor=3)
     assert _texts(view, rows[3:]) == ["lo w", "orld"]
@@ -87,14 +100,42 @@ def test_client_that_joined_after_the_discard_resumes_from_the_retry_only() -> N
 def test_tool_call_opens_with_empty_arguments_and_names_itself_once(created_with_call: bool) -> None:
     view = ClientView()
     call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "", "output": None}}
-    created = {"seq": 1, "attempt": 1, "event": "thread.run.step.created", "discarded": False,
-               "data": {"id": "step_1", "step_details": {"type": "tool_calls", "tool_calls": [call] if created_with_call else []}}}
+    created = {
+        "seq": 1,
+        "attempt": 1,
+        "event": "thread.run.step.created",
+        "discarded": False,
+        "data": {
+            "id": "step_1",
+            "step_details": {"type": "tool_calls", "tool_calls": [call] if created_with_call else []},
+        },
+    }
     view.render(created)
 
     def step_delta(seq: int, args: str) -> dict[str, Any]:
-        return {"seq": seq, "attempt": 1, "event": "thread.run.step.delta", "discarded": False, "data": {
-            "id": "step_1", "object": "thread.run.step.delta", "delta": {"step_details": {"type": "tool_calls", "tool_calls": [
-                {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": args, "output": None}}]}}}}
+        return {
+            "seq": seq,
+            "attempt": 1,
+            "event": "thread.run.step.delta",
+            "discarded": False,
+            "data": {
+                "id": "step_1",
+                "object": "thread.run.step.delta",
+                "delta": {
+                    "step_details": {
+                        "type": "tool_calls",
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "call_1",
+                                "type": "function",
+                                "function": {"name": "f", "arguments": args, "output": None},
+                            }
+                        ],
+                    }
+                },
+            },
+        }
 
     def calls(rendered: list[dict[str, Any]]) -> list[Any]:
         return [d["delta"]["step_details"]["tool_calls"][0] for d in rendered]
@@ -103,7 +144,9 @@ def test_tool_call_opens_with_empty_arguments_and_names_itself_once(created_with
     (second,) = calls(view.render(step_delta(3, ": 1}")))
     # The SDK concatenates strings: id and name must come once, in the step or the opening delta.
     assert ("id" in opening) is (not created_with_call)
-    assert opening["function"]["arguments"] == "" and opening["function"].get("name") == (None if created_with_call else "f")
+    assert opening["function"]["arguments"] == "" and opening["function"].get("name") == (
+        None if created_with_call else "f"
+    )
     assert first == {"index": 0, "type": "function", "function": {"arguments": '{"a"'}}
     assert second == {"index": 0, "type": "function", "function": {"arguments": ": 1}"}}
 
@@ -179,8 +222,14 @@ def _sse(response: httpx.Response) -> Any:
                 ev[name] = value
 
 
-def _read_events(http: httpx.Client, url: str, headers: dict[str, str], stop_after: Any = None,
-                 method: str = "GET", body: Any = None) -> list[tuple[str | None, str, str]]:
+def _read_events(
+    http: httpx.Client,
+    url: str,
+    headers: dict[str, str],
+    stop_after: Any = None,
+    method: str = "GET",
+    body: Any = None,
+) -> list[tuple[str | None, str, str]]:
     out = []
     with http.stream(method, url, headers=headers, json=body) as resp:
         assert resp.status_code == 200, resp.read()
@@ -208,33 +257,55 @@ def _auth(client: openai.OpenAI) -> dict[str, str]:
 def test_runs_stream_official_order_deltas_and_final_run(client: openai.OpenAI, assistant: Any) -> None:
     thread = _thread(client)
     handler = Recorder()
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=handler,
-                                         temperature=0, max_completion_tokens=24) as stream:
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        event_handler=handler,
+        temperature=0,
+        max_completion_tokens=24,
+    ) as stream:
         stream.until_done()
         run = stream.get_final_run()
         messages = stream.get_final_messages()
     ev = handler.events
-    head = ["thread.run.created", "thread.run.queued", "thread.run.in_progress", "thread.run.step.created",
-            "thread.run.step.in_progress", "thread.message.created", "thread.message.in_progress"]
+    head = [
+        "thread.run.created",
+        "thread.run.queued",
+        "thread.run.in_progress",
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+        "thread.message.created",
+        "thread.message.in_progress",
+    ]
     assert ev[:7] == head, ev
     deltas = [e for e in ev[7:] if e == "thread.message.delta"]
-    assert ev[7:7 + len(deltas)] == deltas, "deltas come together, between in_progress and the message's end"
-    tail = ev[7 + len(deltas):]
+    assert ev[7 : 7 + len(deltas)] == deltas, (
+        "deltas come together, between in_progress and the message's end"
+    )
+    tail = ev[7 + len(deltas) :]
     assert tail[0] in ("thread.message.completed", "thread.message.incomplete")
-    assert tail[1:] == ["thread.run.step.completed", "thread.run.completed"] or \
-        tail[1:] == ["thread.run.step.completed", "thread.run.incomplete"], tail
+    assert tail[1:] == ["thread.run.step.completed", "thread.run.completed"] or tail[1:] == [
+        "thread.run.step.completed",
+        "thread.run.incomplete",
+    ], tail
     assert len(deltas) >= 3, "token-level deltas, not one blob"
     stored = _stored_text(client, thread.id)
     assert stored and "".join(handler.deltas) == stored
-    assert run.status in ("completed", "incomplete") and run.id == client.beta.threads.runs.list(thread.id).data[0].id
+    assert (
+        run.status in ("completed", "incomplete")
+        and run.id == client.beta.threads.runs.list(thread.id).data[0].id
+    )
     assert messages[-1].content[0].text.value == stored
 
 
 def test_create_and_run_stream_starts_with_thread_created(client: openai.OpenAI, assistant: Any) -> None:
     handler = Recorder()
     with client.beta.threads.create_and_run_stream(
-        assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "Say hi."}]},
-        event_handler=handler, temperature=0, max_completion_tokens=8,
+        assistant_id=assistant.id,
+        thread={"messages": [{"role": "user", "content": "Say hi."}]},
+        event_handler=handler,
+        temperature=0,
+        max_completion_tokens=8,
     ) as stream:
         stream.until_done()
         run = stream.get_final_run()
@@ -257,8 +328,16 @@ def test_resume_with_last_event_id_mid_run(client: openai.OpenAI, assistant: Any
     thread = _thread(client)
     with httpx.Client(timeout=120) as http:
         first = _read_events(
-            http, f"{client.base_url}threads/{thread.id}/runs", _auth(client), method="POST",
-            body={"assistant_id": assistant.id, "stream": True, "temperature": 0, "max_completion_tokens": 32},
+            http,
+            f"{client.base_url}threads/{thread.id}/runs",
+            _auth(client),
+            method="POST",
+            body={
+                "assistant_id": assistant.id,
+                "stream": True,
+                "temperature": 0,
+                "max_completion_tokens": 32,
+            },
             stop_after=lambda evs: sum(e[1] == "thread.message.delta" for e in evs) >= 3,
         )  # the client drops the connection mid-message; the run goes on
         run_id = json.loads(first[0][2])["id"]
@@ -287,8 +366,14 @@ def second_api(stack: Any) -> Any:
     info = stack.stack_info()
     env = {**stack.env, "DATABASE_URL": info["database_url"], "TEMPORAL_ADDRESS": info["temporal_address"]}
     log = open(Path(stack.data_dir) / f"api-replica-{port}.log", "ab")
-    proc = subprocess.Popen([str(ROOT / ".venv/bin/assistants"), "api", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv/bin/assistants"), "api", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=ROOT,
+    )
     url = f"http://127.0.0.1:{port}/v1/"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -307,7 +392,9 @@ def second_api(stack: Any) -> Any:
 
 def test_two_api_processes_serve_the_same_run(client: openai.OpenAI, assistant: Any, second_api: str) -> None:
     thread = _thread(client)
-    run = client.beta.threads.runs.create(thread.id, assistant_id=assistant.id, temperature=0, max_completion_tokens=24)
+    run = client.beta.threads.runs.create(
+        thread.id, assistant_id=assistant.id, temperature=0, max_completion_tokens=24
+    )
     path = f"threads/{thread.id}/runs/{run.id}/events"
     results: dict[str, list[Any]] = {}
 
@@ -315,7 +402,10 @@ def test_two_api_processes_serve_the_same_run(client: openai.OpenAI, assistant: 
         with httpx.Client(timeout=120) as http:
             results[name] = _read_events(http, base + path, _auth(client))
 
-    readers = [threading.Thread(target=read, args=(n, b)) for n, b in (("one", str(client.base_url)), ("two", second_api))]
+    readers = [
+        threading.Thread(target=read, args=(n, b))
+        for n, b in (("one", str(client.base_url)), ("two", second_api))
+    ]
     for t in readers:
         t.start()
     for t in readers:
@@ -343,8 +433,13 @@ def test_stream_across_worker_sigkill(client: openai.OpenAI, assistant: Any, sta
             killed["pid"] = pid
 
     handler = Recorder(on_delta=kill_after_some_text)
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=handler,
-                                         temperature=0, max_completion_tokens=48) as stream:
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        event_handler=handler,
+        temperature=0,
+        max_completion_tokens=48,
+    ) as stream:
         stream.until_done()
         run = stream.get_final_run()
         messages = stream.get_final_messages()
@@ -353,22 +448,34 @@ def test_stream_across_worker_sigkill(client: openai.OpenAI, assistant: Any, sta
     stored = _stored_text(client, thread.id)
     assert "".join(handler.deltas) == stored
     assert messages[-1].content[0].text.value == stored
-    assert handler.events.count("thread.message.created") == 1 and handler.events.count("thread.run.step.created") == 1
+    assert (
+        handler.events.count("thread.message.created") == 1
+        and handler.events.count("thread.run.step.created") == 1
+    )
     # The retry really happened, and a fresh replay (which skips the discarded attempt) agrees.
     import psycopg
 
     with psycopg.connect(stack.stack_info()["database_url"]) as conn:
-        attempts = conn.execute("SELECT DISTINCT attempt FROM run_events WHERE run_id = %s AND event = 'thread.message.delta'",
-                                (run.id,)).fetchall()
+        attempts = conn.execute(
+            "SELECT DISTINCT attempt FROM run_events WHERE run_id = %s AND event = 'thread.message.delta'",
+            (run.id,),
+        ).fetchall()
     assert len(attempts) >= 2, attempts
     with httpx.Client(timeout=60) as http:
-        replay = _read_events(http, f"{client.base_url}threads/{thread.id}/runs/{run.id}/events", _auth(client))
+        replay = _read_events(
+            http, f"{client.base_url}threads/{thread.id}/runs/{run.id}/events", _auth(client)
+        )
     assert _delta_text(replay) == stored
 
 
-get_weather = {"type": "function", "function": {
-    "name": "get_weather", "description": "Current weather in a city.",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+get_weather = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
 
 
 def test_forced_function_call_streams_to_requires_action_then_submit_continues(client: openai.OpenAI) -> None:
@@ -376,7 +483,11 @@ def test_forced_function_call_streams_to_requires_action_then_submit_continues(c
     thread = _thread(client, "What's the weather in Paris?")
     handler = Recorder()
     with client.beta.threads.runs.stream(
-        thread_id=thread.id, assistant_id=helper.id, event_handler=handler, temperature=0, max_completion_tokens=48,
+        thread_id=thread.id,
+        assistant_id=helper.id,
+        event_handler=handler,
+        temperature=0,
+        max_completion_tokens=48,
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
     ) as stream:
         stream.until_done()
@@ -388,19 +499,25 @@ def test_forced_function_call_streams_to_requires_action_then_submit_continues(c
     assert "".join(handler.tool_call_deltas) == calls[0].function.arguments
     after = Recorder()
     with client.beta.threads.runs.submit_tool_outputs_stream(
-        thread_id=thread.id, run_id=run.id, event_handler=after,
+        thread_id=thread.id,
+        run_id=run.id,
+        event_handler=after,
         tool_outputs=[{"tool_call_id": calls[0].id, "output": "18C and sunny"}],
     ) as stream:
         stream.until_done()
         final = stream.get_final_run()
     assert "thread.run.created" not in after.events, "only what follows the accepted outputs"
-    assert after.events[:3] == ["thread.run.step.completed", "thread.run.queued", "thread.run.in_progress"], after.events
+    assert after.events[:3] == ["thread.run.step.completed", "thread.run.queued", "thread.run.in_progress"], (
+        after.events
+    )
     assert after.events[-1] in RUN_END and final.status in ("completed", "incomplete")
     assert "".join(after.deltas) == _stored_text(client, thread.id)
 
 
 def test_events_of_an_unknown_run_are_a_404_envelope(client: openai.OpenAI) -> None:
     thread = _thread(client, "hi")
-    resp = httpx.get(f"{client.base_url}threads/{thread.id}/runs/run_nope/events", headers=_auth(client), timeout=30)
+    resp = httpx.get(
+        f"{client.base_url}threads/{thread.id}/runs/run_nope/events", headers=_auth(client), timeout=30
+    )
     assert resp.status_code == 404
     assert resp.json()["error"]["code"] == "not_found"

@@ -104,8 +104,8 @@ async def _run(env: WorkflowEnvironment, fake: FakeRun, body):  # type: ignore[n
         return await body(handle)
 
 
-async def _wait_for(pred, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout / 0.05)):
+async def _wait_for(pred, limit_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(limit_s / 0.05)):
         if pred():
             return
         await asyncio.sleep(0.05)

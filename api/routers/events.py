@@ -38,6 +38,9 @@ async def stream_run_events(
     cursor = after or 0
     if last_event_id:  # the reconnecting client's own position wins over the URL it reuses
         if not last_event_id.strip().isdigit():
-            raise bad_request(f"Invalid Last-Event-ID {last_event_id!r}: expected an event id from this stream.", "Last-Event-ID")
+            raise bad_request(
+                f"Invalid Last-Event-ID {last_event_id!r}: expected an event id from this stream.",
+                "Last-Event-ID",
+            )
         cursor = int(last_event_id)
     return run_stream(pool, hub, run_id, cursor)

@@ -22,22 +22,22 @@ def _public(data: dict[str, Any]) -> dict[str, Any]:
 
 
 async def append_event(conn: AsyncConnection, run_id: str, event: str, data: dict[str, Any], attempt: int = 0) -> None:
-    await conn.execute(
-        "INSERT INTO run_events (run_id, attempt, event, data) VALUES (%s, %s, %s, %s)",
-        (run_id, attempt, event, Jsonb(_public(data))),
-    )
-    await conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, run_id))
+    await append_events(conn, run_id, [(event, data)], attempt)
 
 
 async def append_events(conn: AsyncConnection, run_id: str, events: list[tuple[str, dict[str, Any]]], attempt: int = 0) -> None:
+    """Append in one transaction holding a per-run lock until commit, so one run's seqs commit in
+    order: a reader that has seen seq N never later finds a smaller seq appear behind its cursor."""
     if not events:
         return
-    async with conn.cursor() as cur:
-        await cur.executemany(
-            "INSERT INTO run_events (run_id, attempt, event, data) VALUES (%s, %s, %s, %s)",
-            [(run_id, attempt, e, Jsonb(_public(d))) for e, d in events],
-        )
-    await conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, run_id))
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (run_id,))
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO run_events (run_id, attempt, event, data) VALUES (%s, %s, %s, %s)",
+                [(run_id, attempt, e, Jsonb(_public(d))) for e, d in events],
+            )
+        await conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, run_id))
 
 
 def message_row(message_id: str, run: dict[str, Any], status: str = "in_progress") -> dict[str, Any]:
