@@ -21,6 +21,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -226,6 +227,22 @@ def main() -> int:
         print(line, flush=True)
 
     t_start = time.perf_counter()
+    try:
+        measure(args, levels, report, t_start)
+    finally:
+        # Also when stopped early (run_all's timeout): what was measured is kept, marked as such.
+        if not args.no_write and lines:
+            if not any(line.startswith("bench_runs.py took") for line in lines):
+                lines.append(
+                    "INCOMPLETE: stopped before the end (timeout or error); the lines above are all it measured"
+                )
+            append_results("bench_runs.py", lines)
+    return 0
+
+
+def measure(
+    args: argparse.Namespace, levels: list[int], report: Callable[[str], None], t_start: float
+) -> None:
     with scratch_stack(
         "assistants-bench-runs-", env={"ASSISTANTS_MAX_BATCH_SIZE": str(max(levels + [16]))}
     ) as stack:
@@ -248,9 +265,14 @@ def main() -> int:
         # Single run vs raw generate, interleaved so background load hits both alike.
         api_single: list[RunTiming] = []
         raw_single: list[RawTiming] = []
-        for _ in range(args.repeat):
+        for rep in range(args.repeat):
             raw_single.append(raw.generate(prompt(), args.single_tokens))
             api_single += runs.run_all(runs.threads(1), args.single_tokens)
+            print(
+                f"  (repetition {rep + 1}: raw {raw_single[-1].decode_tps:.1f} tok/s, "
+                f"run {api_single[-1].decode_tps:.1f} tok/s)",
+                flush=True,
+            )
         raw_tps = statistics.median(r.decode_tps for r in raw_single)
         api_tps = statistics.median(r.decode_tps for r in api_single)
         report(
@@ -296,10 +318,6 @@ def main() -> int:
                 f"(target >= 3x: {'met' if e2e >= 3 else 'MISSED'})"
             )
         report(f"bench_runs.py took {time.perf_counter() - t_start:.0f}s")
-
-    if not args.no_write:
-        append_results("bench_runs.py", lines)
-    return 0
 
 
 if __name__ == "__main__":

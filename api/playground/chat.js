@@ -215,7 +215,10 @@ export function createChatView(root) {
     r.status.textContent = run.status;
     r.status.className = `badge run-status ${run.status}`;
     if (run.status === "failed" && run.last_error) r.error.textContent = `Run failed: ${run.last_error.message}`;
-    if (run.status === "incomplete" && run.incomplete_details) r.error.textContent = `Incomplete: ${run.incomplete_details.reason}`;
+    if (run.status === "incomplete" && run.incomplete_details) {
+      r.error.textContent = `Stopped early: ${run.incomplete_details.reason}`;
+      r.error.classList.add("warn"); // an expected outcome (e.g. the token limit), not a failure
+    }
     if (run.status === "expired") r.error.textContent = "The run expired.";
     if (run.status !== "requires_action") r.block.querySelectorAll(".tool-form fieldset").forEach((f) => { f.disabled = true; });
     updateControls();
