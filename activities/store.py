@@ -14,8 +14,11 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from assistants.db.runlog import append_event, append_events, load_run
+from assistants.file_search import file_citation_annotations
 from assistants.io import (
     ChatMessage,
+    FileSearchOutput,
+    FileSearchResult,
     FinishRunInput,
     Prompt,
     PromptInput,
@@ -31,6 +34,8 @@ from assistants.settings import Settings
 if TYPE_CHECKING:
     from activities.webhooks import RunEvents
 
+# Searchable files that together fit in this many characters go whole into the prompt.
+SHORT_DOCUMENTS_CHARS = 4000
 _TIMESTAMP_OF = {"completed": "completed_at", "failed": "failed_at", "cancelled": "cancelled_at", "incomplete": "completed_at"}
 
 
@@ -54,11 +59,16 @@ async def _final_content(conn: Any, res: StepResult, text: str) -> tuple[list[di
     rows = await (await conn.execute(
         "SELECT call->'file_search'->'results' AS results FROM run_steps, jsonb_array_elements(data->'step_details'->'tool_calls') call"
         " WHERE run_id = %s AND call->>'type' = 'file_search' ORDER BY seq", (res.run_id,))).fetchall()
+    last = [FileSearchResult(file_id=h["file_id"], filename=h.get("file_name") or "", score=h.get("score", 0.0), text="")
+            for h in (rows[-1]["results"] or [])] if rows else []
+    # Markers the model wrote itself (it was shown sources as 【n†name】) point at those results.
+    annotations += file_citation_annotations(text, FileSearchOutput(results=last))
     cited: dict[str, str] = {}
-    for r in rows:
+    for r in rows if not annotations else []:
         for hit in r["results"] or []:
             if hit["file_id"] not in cited and len(cited) < 3:
                 cited[hit["file_id"]] = hit.get("file_name") or hit["file_id"]
+    # Otherwise cite the files the answer was grounded on, after the text.
     for n, (file_id, name) in enumerate(cited.items()):
         marker = f"【{n}:0†{name}】"
         start = len(text) + len(added)
@@ -133,14 +143,43 @@ class StoreActivities:
                 (run["thread_id"], inp.run_id),
             )).fetchall()
         messages: list[ChatMessage] = []
-        if run.get("instructions"):
-            messages.append(ChatMessage(role="system", content=run["instructions"]))
+        system = run.get("instructions") or ""
+        if any(t.get("type") == "file_search" for t in run.get("tools") or []):
+            docs = await self._short_documents(run, inp.project_id)
+            if docs:
+                system = (system + "\n\n" if system else "") + "Documents the user provided:\n" + docs
+        if system:
+            messages.append(ChatMessage(role="system", content=system))
         history = [ChatMessage(role=r["data"]["role"], content=_text_of(r["data"])) for r in rows]
         strategy = run.get("truncation_strategy") or {"type": "auto"}
         last = strategy.get("last_messages") if strategy.get("type") == "last_messages" else None
         if last is not None:
             history = history[-last:]
         return Prompt(messages=messages + history, truncation=strategy.get("type", "auto"), last_messages=last)
+
+    async def _short_documents(self, run: dict[str, Any], project_id: str) -> str:
+        """The run's searchable files, whole, when together they are short: as the seed says,
+        short documents go into the prompt; longer ones are searched."""
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(
+                """
+                WITH stores AS (
+                  SELECT jsonb_array_elements_text(t.data->'tool_resources'->'file_search'->'vector_store_ids') AS id
+                    FROM threads t WHERE t.id = %(thread)s
+                  UNION SELECT jsonb_array_elements_text(a.data->'tool_resources'->'file_search'->'vector_store_ids')
+                    FROM assistants a WHERE a.id = %(assistant)s
+                )
+                SELECT DISTINCT f.id, f.data->>'filename' AS filename, ft.text
+                  FROM vector_store_files vf JOIN stores s ON s.id = vf.vector_store_id
+                  JOIN files f ON f.id = vf.file_id JOIN file_texts ft ON ft.file_id = vf.file_id
+                 WHERE vf.status = 'completed' AND vf.project_id = %(project)s
+                 ORDER BY f.id LIMIT 20
+                """, {"thread": run["thread_id"], "assistant": run["assistant_id"], "project": project_id},
+            )).fetchall()
+        total = sum(len(r["text"]) for r in rows)
+        if not rows or total > SHORT_DOCUMENTS_CHARS:
+            return ""
+        return "\n\n".join(f"[{r['filename']}]\n{r['text'].strip()}" for r in rows)
 
     @activity.defn(name="complete_step")
     async def complete_step(self, res: StepResult) -> None:

@@ -15,7 +15,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from assistants.db.runlog import append_events
-from assistants.ids import new_id
+from assistants.file_search import file_search_step_details, file_search_tool_output, ranking_options
+from assistants.files_store import FilesStore
 from assistants.io import BuiltinToolsInput, BuiltinToolsOutput, FileSearchInput, ToolCall
 from assistants.objects import now
 from assistants.settings import Settings
@@ -85,14 +86,16 @@ class ToolActivities:
         query = str(_args(call).get("query") or "")
         if self.retrieval is None:
             raise ApplicationError("file_search is not available on this worker", type="InvalidRequest", non_retryable=True)
-        found = await self.retrieval.file_search(FileSearchInput(project_id=inp.project_id, query=query, run_id=inp.run_id,
-                                                                 max_num_results=SEARCH_RESULTS))
-        results = [{"file_id": r.file_id, "file_name": r.filename, "score": r.score,
-                    "content": [{"type": "text", "text": r.text}]} for r in found.results]
-        detail = {"id": call.id, "type": "file_search",
-                  "file_search": {"ranking_options": {"ranker": "auto", "score_threshold": 0.0}, "results": results}}
-        text = "\n\n".join(f"[{r.filename}] {r.text}" for r in found.results) or "No results."
-        return detail, text
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute("SELECT data->'tools' AS tools FROM runs WHERE id = %s", (inp.run_id,))).fetchone()
+        tool = next((t for t in (row["tools"] if row else None) or [] if t.get("type") == "file_search"), None)
+        ranking = ranking_options(tool)
+        limit = ((tool or {}).get("file_search") or {}).get("max_num_results") or SEARCH_RESULTS
+        found = await self.retrieval.file_search(FileSearchInput(
+            project_id=inp.project_id, query=query, run_id=inp.run_id, max_num_results=limit,
+            score_threshold=ranking["score_threshold"]))
+        [detail] = file_search_step_details(call.id, found, ranking)["tool_calls"]
+        return detail, file_search_tool_output(found, max_chars=MODEL_OUTPUT_CHARS)
 
     # --- code_interpreter ----------------------------------------------------------------------
 
@@ -120,16 +123,7 @@ class ToolActivities:
         return out
 
     async def _save_file(self, project_id: str, filename: str, data: bytes) -> str:
-        import io
-
-        file_id = new_id("file")
-        size = await asyncio.to_thread(self.storage.put, project_id, file_id, io.BytesIO(data), self.settings.max_file_bytes)
-        obj = {"id": file_id, "object": "file", "bytes": size, "created_at": now(), "filename": filename,
-               "purpose": "assistants_output", "status": "processed", "status_details": None, "expires_at": None}
-        async with self.pool.connection() as conn:
-            await conn.execute("INSERT INTO files (id, project_id, purpose, created_at, data) VALUES (%s, %s, %s, %s, %s)",
-                               (file_id, project_id, "assistants_output", obj["created_at"], Jsonb(obj)))
-        return file_id
+        return await FilesStore(self.pool, self.storage, self.settings.max_file_bytes).put(project_id, filename, data)
 
     async def _code(self, inp: BuiltinToolsInput, call: ToolCall) -> tuple[dict[str, Any], str]:
         from activities.sandbox.base import SandboxUnavailable

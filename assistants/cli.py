@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     ssub = sandbox.add_subparsers(dest="sandbox_command", required=True)
     sr = ssub.add_parser("run", help="run CODE in a fresh sandbox; prints one JSON object last")
     _data_dir_arg(sr)
-    sr.add_argument("--file", action="append", default=[], dest="files")
+    sr.add_argument("--file", action="append", default=[], dest="files", help="a File id to place in /mnt/data")
+    sr.add_argument("--project", default="default", help="project that owns the Files the code produces")
     sr.add_argument("code", nargs=argparse.REMAINDER)
 
     hooks = sub.add_parser("webhooks", help="manage webhook endpoints")
@@ -100,9 +101,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_keys(args)
     if args.command == "sandbox":
-        from activities.sandbox.cli import run_sandbox_cli
+        from assistants.sandbox_cli import run_sandbox
 
-        return run_sandbox_cli(args)
+        return run_sandbox(args)
     if args.command == "webhooks":
         from assistants.webhooks_cli import run_webhooks
 

@@ -18,6 +18,10 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_" + "".join(secrets.choice(_ALPHABET) for _ in range(_LEN))
 
 
+def new_file_id() -> str:
+    return "file-" + new_id("f")[2:]  # OpenAI spells file ids with a hyphen
+
+
 def derived_id(prefix: str, *parts: object) -> str:
     digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
     num = int.from_bytes(digest, "big")

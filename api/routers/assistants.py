@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import AppSettings, Listing, Pool, Project
+from api.deps import AppSettings, Listing, Pool, Project, Temporal
 from api.errors import bad_request, not_found
 from assistants.db import objects
 from assistants.ids import new_id
@@ -33,8 +33,31 @@ def _tools(body: AssistantCreate | AssistantUpdate) -> list[dict[str, Any]]:
     return tools
 
 
+async def _tool_resources(body: AssistantCreate | AssistantUpdate, project: str, pool: Any, temporal: Any,
+                          settings: Settings) -> dict[str, Any]:
+    """tool_resources as stored: inline `vector_stores` and v1 `file_ids` become real vector stores."""
+    from api.routers.vector_stores import create_store
+
+    resources = tool_resources_object(body.tool_resources)
+    specs = list((body.tool_resources.file_search.vector_stores or []) if body.tool_resources and
+                 body.tool_resources.file_search else [])
+    store_ids = list(resources.get("file_search", {}).get("vector_store_ids", []))
+    for spec in specs:
+        store = await create_store(pool, temporal, settings, project, file_ids=spec.file_ids,
+                                   chunking_strategy=spec.chunking_strategy, metadata=spec.metadata)
+        store_ids.append(store["id"])
+    if body.file_ids:  # v1: files attached to the assistant are searchable through a store
+        store = await create_store(pool, temporal, settings, project, name="assistant files (v1 file_ids)",
+                                   file_ids=body.file_ids)
+        store_ids.append(store["id"])
+    if store_ids:
+        resources["file_search"] = {"vector_store_ids": store_ids}
+    return resources
+
+
 @router.post("")
-async def create_assistant(body: AssistantCreate, project: Project, pool: Pool, settings: AppSettings) -> dict[str, Any]:
+async def create_assistant(body: AssistantCreate, project: Project, pool: Pool, temporal: Temporal,
+                           settings: AppSettings) -> dict[str, Any]:
     check_model(settings, body.model)
     obj = {
         "id": new_id("asst"),
@@ -45,7 +68,7 @@ async def create_assistant(body: AssistantCreate, project: Project, pool: Pool, 
         "model": body.model,
         "instructions": body.instructions,
         "tools": _tools(body),
-        "tool_resources": tool_resources_object(body.tool_resources),
+        "tool_resources": await _tool_resources(body, project, pool, temporal, settings),
         "metadata": body.metadata or {},
         "temperature": 1.0 if body.temperature is None else body.temperature,
         "top_p": 1.0 if body.top_p is None else body.top_p,
@@ -69,7 +92,7 @@ async def retrieve_assistant(assistant_id: str, project: Project, pool: Pool) ->
 
 @router.post("/{assistant_id}")
 async def modify_assistant(
-    assistant_id: str, body: AssistantUpdate, project: Project, pool: Pool, settings: AppSettings
+    assistant_id: str, body: AssistantUpdate, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings
 ) -> dict[str, Any]:
     if body.model is not None:
         check_model(settings, body.model)
@@ -80,8 +103,10 @@ async def modify_assistant(
         fields["metadata"] = body.metadata or {}
     if "tools" in given or "file_ids" in given:
         fields["tools"] = _tools(body)
-    if "tool_resources" in given:
-        fields["tool_resources"] = tool_resources_object(body.tool_resources)
+    if "tool_resources" in given or "file_ids" in given:
+        if await objects.get(pool, "assistants", project, assistant_id) is None:
+            raise not_found("assistant", assistant_id)
+        fields["tool_resources"] = await _tool_resources(body, project, pool, temporal, settings)
     if "response_format" in given:
         fields["response_format"] = response_format_value(body.response_format)
     obj = await objects.patch(pool, "assistants", project, assistant_id, fields)

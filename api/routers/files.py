@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from api.deps import AppSettings, Pool, Project
 from api.errors import APIError, bad_request, not_found
 from assistants.db import objects
-from assistants.ids import new_id
+from assistants.ids import new_file_id
 from assistants.objects import now
 from assistants.settings import Settings
 from assistants.storage import FileStorage, FileTooLarge, make_storage
@@ -30,10 +30,6 @@ def storage_for(settings: Settings) -> FileStorage:
     if key not in _storages:
         _storages[key] = make_storage(settings)
     return _storages[key]
-
-
-def new_file_id() -> str:
-    return "file-" + new_id("f")[2:]  # OpenAI spells file ids with a hyphen
 
 
 def too_large(limit: int) -> APIError:

@@ -57,7 +57,7 @@ async def create_thread_and_run(
         raise not_found("assistant", body.assistant_id, "assistant_id")
     # A stream starts with `thread.created`, logged under a position taken before the run's events.
     thread_seq = await reserve_seq(pool) if body.stream else None
-    thread = await create_thread_rows(pool, project, thread_body)
+    thread = await create_thread_rows(pool, project, thread_body, temporal, settings)
     run = await create_run(pool, settings, project, thread, body, None, None)
     if thread_seq is not None:
         await record_thread_created(pool, run["id"], thread_seq, thread)
