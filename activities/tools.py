@@ -146,6 +146,10 @@ class ToolActivities:
             raise ApplicationError(f"code_interpreter is unavailable: {exc}", type="SandboxUnavailable",
                                    non_retryable=True) from None
         logs = execution.stdout + execution.stderr
+        # A cell's value (`6 * 7`) shows in the logs, as in a notebook and in OpenAI's tool.
+        for r in execution.results:
+            if r.is_main_result and r.text and not r.png:
+                logs += r.text + "\n"
         if execution.error is not None:
             logs += f"{execution.error.name}: {execution.error.value}"
         outputs: list[dict[str, Any]] = []
@@ -166,9 +170,6 @@ class ToolActivities:
                     (Jsonb(produced), inp.run_id))
         detail = {"id": call.id, "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": outputs}}
         text = logs or "(no output)"
-        text_results = [r.text for r in execution.results if r.text and r.is_main_result]
-        if text_results:
-            text += "\n" + "\n".join(text_results)
         if produced:
             text += "\nFiles: " + ", ".join(p.get("path", "image") for p in produced)
         return detail, text
