@@ -69,7 +69,7 @@ class Embedder:
         out: list[Chunk] = []
         start = 0
         while True:
-            window = offsets[start:start + max_tokens]
+            window = offsets[start : start + max_tokens]
             a, b = window[0][0], window[-1][1]
             out.append(Chunk(index=len(out), char_start=a, char_end=b, tokens=len(window), text=text[a:b]))
             if start + max_tokens >= len(offsets):
@@ -84,9 +84,11 @@ class Embedder:
         # One batch at a time per process: the CPU is the limit, and two concurrent forward
         # passes would only thrash its cores.
         for i in range(0, len(texts), self.batch_size):
-            batch = texts[i:i + self.batch_size]
+            batch = texts[i : i + self.batch_size]
             with self._lock:
-                enc = self._tokenizer(batch, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt")
+                enc = self._tokenizer(
+                    batch, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
+                )
                 with torch.inference_mode():
                     hidden = self._model(**enc).last_hidden_state
                 mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)

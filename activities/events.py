@@ -7,8 +7,8 @@ import asyncio
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
+from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_events, insert_message, insert_step, message_row, step_row
 from assistants.io import GenerateInput, ToolCall
 
@@ -52,14 +52,14 @@ class _Coalescer:
 
 
 class MessageStream(_Coalescer):
-    def __init__(self, pool: AsyncConnectionPool, inp: GenerateInput, attempt: int) -> None:
+    def __init__(self, pool: DbPool, inp: GenerateInput, attempt: int) -> None:
         super().__init__()
         self.pool, self.inp, self.attempt = pool, inp, attempt
         self.created = False
         self.emitted = ""
 
     @staticmethod
-    async def discard_earlier_attempts(pool: AsyncConnectionPool, inp: GenerateInput, attempt: int) -> None:
+    async def discard_earlier_attempts(pool: DbPool, inp: GenerateInput, attempt: int) -> None:
         # A crashed attempt may have streamed part of its output; mark it so readers skip it.
         async with pool.connection() as conn:
             await conn.execute(
@@ -73,7 +73,11 @@ class MessageStream(_Coalescer):
             return
         inp = self.inp
         msg = message_row(inp.message_id, _run_of(inp))
-        step = step_row(inp.step_id, _run_of(inp), {"type": "message_creation", "message_creation": {"message_id": inp.message_id}})
+        step = step_row(
+            inp.step_id,
+            _run_of(inp),
+            {"type": "message_creation", "message_creation": {"message_id": inp.message_id}},
+        )
         async with self.pool.connection() as conn, conn.transaction():
             events: list[tuple[str, dict[str, Any]]] = []
             if await insert_step(conn, inp.project_id, step):
@@ -85,8 +89,11 @@ class MessageStream(_Coalescer):
 
     async def write_text(self, text: str) -> None:
         await self.ensure_created()
-        delta = {"id": self.inp.message_id, "object": "thread.message.delta",
-                 "delta": {"content": [{"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]}}
+        delta = {
+            "id": self.inp.message_id,
+            "object": "thread.message.delta",
+            "delta": {"content": [{"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]},
+        }
         async with self.pool.connection() as conn:
             await append_events(conn, self.inp.run_id, [("thread.message.delta", delta)], self.attempt)
         self.emitted += text
@@ -107,15 +114,22 @@ def call_detail(c: ToolCall) -> dict[str, Any]:
             code = c.arguments
         return {"id": c.id, "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": []}}
     if c.type == "file_search":
-        return {"id": c.id, "type": "file_search",
-                "file_search": {"ranking_options": {"ranker": "auto", "score_threshold": 0.0}, "results": []}}
-    return {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments, "output": None}}
+        return {
+            "id": c.id,
+            "type": "file_search",
+            "file_search": {"ranking_options": {"ranker": "auto", "score_threshold": 0.0}, "results": []},
+        }
+    return {
+        "id": c.id,
+        "type": "function",
+        "function": {"name": c.name, "arguments": c.arguments, "output": None},
+    }
 
 
 class ToolStepStream(_Coalescer):
     """A tool_calls step: created when the call starts, argument deltas as they are generated."""
 
-    def __init__(self, pool: AsyncConnectionPool, inp: GenerateInput, attempt: int, step_id: str) -> None:
+    def __init__(self, pool: DbPool, inp: GenerateInput, attempt: int, step_id: str) -> None:
         super().__init__()
         self.pool, self.inp, self.attempt, self.step_id = pool, inp, attempt, step_id
         self.call: ToolCall | None = None
@@ -130,8 +144,12 @@ class ToolStepStream(_Coalescer):
         step = self._step([call])
         async with self.pool.connection() as conn, conn.transaction():
             if await insert_step(conn, self.inp.project_id, step):
-                await append_events(conn, self.inp.run_id, [("thread.run.step.created", step),
-                                                             ("thread.run.step.in_progress", step)], self.attempt)
+                await append_events(
+                    conn,
+                    self.inp.run_id,
+                    [("thread.run.step.created", step), ("thread.run.step.in_progress", step)],
+                    self.attempt,
+                )
         self._pump = asyncio.create_task(self._write_deltas())
 
     async def _write_deltas(self) -> None:
@@ -139,10 +157,23 @@ class ToolStepStream(_Coalescer):
         async for text in self.pieces():
             if self.call.type != "function":
                 continue  # built-in calls show their input once complete
-            delta = {"id": self.step_id, "object": "thread.run.step.delta", "delta": {"step_details": {
-                "type": "tool_calls",
-                "tool_calls": [{"index": 0, "id": self.call.id, "type": "function",
-                                "function": {"name": self.call.name, "arguments": text, "output": None}}]}}}
+            delta = {
+                "id": self.step_id,
+                "object": "thread.run.step.delta",
+                "delta": {
+                    "step_details": {
+                        "type": "tool_calls",
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": self.call.id,
+                                "type": "function",
+                                "function": {"name": self.call.name, "arguments": text, "output": None},
+                            }
+                        ],
+                    }
+                },
+            }
             async with self.pool.connection() as conn:
                 await append_events(conn, self.inp.run_id, [("thread.run.step.delta", delta)], self.attempt)
 
@@ -157,7 +188,13 @@ class ToolStepStream(_Coalescer):
         step = self._step(calls)
         async with self.pool.connection() as conn, conn.transaction():
             if await insert_step(conn, self.inp.project_id, step):
-                await append_events(conn, self.inp.run_id, [("thread.run.step.created", step),
-                                                             ("thread.run.step.in_progress", step)], self.attempt)
-            await conn.execute("UPDATE run_steps SET data = jsonb_set(data, '{step_details}', %s) WHERE id = %s",
-                               (Jsonb(step["step_details"]), self.step_id))
+                await append_events(
+                    conn,
+                    self.inp.run_id,
+                    [("thread.run.step.created", step), ("thread.run.step.in_progress", step)],
+                    self.attempt,
+                )
+            await conn.execute(
+                "UPDATE run_steps SET data = jsonb_set(data, '{step_details}', %s) WHERE id = %s",
+                (Jsonb(step["step_details"]), self.step_id),
+            )

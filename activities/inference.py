@@ -20,12 +20,12 @@ import logging
 from typing import Any
 
 import jsonschema
-from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.events import MessageStream, ToolStepStream
 from activities.llm import toolcalls
+from assistants.db.pool import Pool as DbPool
 from assistants.ids import derived_id
 from assistants.io import ChatMessage, GenerateInput, GenerateOutput, ToolCall
 from assistants.settings import Settings
@@ -87,7 +87,7 @@ def _already_called(inp: GenerateInput, call: toolcalls.ParsedCall) -> bool:
 
 
 class InferenceActivities:
-    def __init__(self, registry: Any, pool: AsyncConnectionPool, settings: Settings) -> None:
+    def __init__(self, registry: Any, pool: DbPool, settings: Settings) -> None:
         self.registry = registry
         self.pool = pool
         self.settings = settings
@@ -114,9 +114,13 @@ class InferenceActivities:
         native = toolcalls.template_supports_tools(model.tokenizer)
         messages = toolcalls.messages_for_template(_chat_dicts(inp.messages), specs, native)
         max_new = min(inp.max_new_tokens or DEFAULT_MAX_NEW_TOKENS, self.settings.max_context_tokens // 2)
-        prompt_ids = await asyncio.to_thread(self._fit_prompt, model, inp, messages, specs if native else None, max_new)
+        prompt_ids = await asyncio.to_thread(
+            self._fit_prompt, model, inp, messages, specs if native else None, max_new
+        )
         if prompt_ids is None:
-            return GenerateOutput(text="", prompt_tokens=0, completion_tokens=0, finish_reason="prompt_too_long")
+            return GenerateOutput(
+                text="", prompt_tokens=0, completion_tokens=0, finish_reason="prompt_too_long"
+            )
         if specs and (forced is not None or inp.tool_choice == "required"):
             return await self._forced_call(model, inp, attempt, prompt_ids, specs, max_new)
         out = await self._free_turn(model, inp, attempt, prompt_ids, specs, max_new)
@@ -125,13 +129,21 @@ class InferenceActivities:
             messages = toolcalls.messages_for_template(_chat_dicts(inp.messages), [], native)
             prompt_ids = await asyncio.to_thread(self._fit_prompt, model, inp, messages, None, max_new)
             if prompt_ids is None:
-                return GenerateOutput(text="", prompt_tokens=0, completion_tokens=0, finish_reason="prompt_too_long")
+                return GenerateOutput(
+                    text="", prompt_tokens=0, completion_tokens=0, finish_reason="prompt_too_long"
+                )
             out = await self._free_turn(model, inp, attempt, prompt_ids, [], max_new)
             assert out is not None
         return out
 
-    def _fit_prompt(self, model: Any, inp: GenerateInput, messages: list[dict[str, Any]],
-                    tools: list[dict[str, Any]] | None, max_new: int) -> list[int] | None:
+    def _fit_prompt(
+        self,
+        model: Any,
+        inp: GenerateInput,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        max_new: int,
+    ) -> list[int] | None:
         """Prompt ids, trimmed per the truncation strategy; None if it cannot fit."""
         limit = self.settings.max_context_tokens - max_new
         if inp.max_prompt_tokens is not None:
@@ -145,18 +157,36 @@ class InferenceActivities:
             ids = model.encode_chat(messages, tools=tools)
         return ids if len(ids) <= limit else None
 
-    def _request(self, inp: GenerateInput, prompt_ids: list[int], max_new: int, constraint: Any = None) -> Any:
+    def _request(
+        self, inp: GenerateInput, prompt_ids: list[int], max_new: int, constraint: Any = None
+    ) -> Any:
         from activities.llm.engine import GenerationRequest
 
         greedy = inp.temperature <= 0 or inp.top_p <= 0
         # Seeded from the run and turn: a retry after a crash samples the same text again.
-        seed = inp.seed if inp.seed is not None else int.from_bytes(
-            hashlib.sha256(f"{inp.run_id}:{inp.turn}".encode()).digest()[:4], "big")
-        return GenerationRequest(prompt_ids=prompt_ids, max_new_tokens=max(1, max_new), temperature=0.0 if greedy else inp.temperature,
-                                 top_p=1.0 if greedy else inp.top_p, seed=seed, constraint=constraint)
+        seed = (
+            inp.seed
+            if inp.seed is not None
+            else int.from_bytes(hashlib.sha256(f"{inp.run_id}:{inp.turn}".encode()).digest()[:4], "big")
+        )
+        return GenerationRequest(
+            prompt_ids=prompt_ids,
+            max_new_tokens=max(1, max_new),
+            temperature=0.0 if greedy else inp.temperature,
+            top_p=1.0 if greedy else inp.top_p,
+            seed=seed,
+            constraint=constraint,
+        )
 
-    async def _free_turn(self, model: Any, inp: GenerateInput, attempt: int, prompt_ids: list[int],
-                         specs: list[dict[str, Any]], max_new: int) -> GenerateOutput | None:
+    async def _free_turn(
+        self,
+        model: Any,
+        inp: GenerateInput,
+        attempt: int,
+        prompt_ids: list[int],
+        specs: list[dict[str, Any]],
+        max_new: int,
+    ) -> GenerateOutput | None:
         """The model answers freely: text streams as message deltas; tool-call markup is held back."""
         stream = MessageStream(self.pool, inp, attempt)
         markup = toolcalls.MarkupFilter() if specs else None
@@ -167,7 +197,9 @@ class InferenceActivities:
         constraint = None if specs else _text_constraint(model, inp.response_format)
         pump = asyncio.create_task(stream.pump())
         try:
-            result = await model.engine.generate(self._request(inp, prompt_ids, max_new, constraint), on_delta)
+            result = await model.engine.generate(
+                self._request(inp, prompt_ids, max_new, constraint), on_delta
+            )
         finally:
             stream.close()
             with contextlib.suppress(asyncio.CancelledError):
@@ -181,23 +213,37 @@ class InferenceActivities:
                 return None
             calls = await self._validated_calls(model, inp, prompt_ids, fresh, specs)
             # Markup never reaches message text, even when the call in it was unusable.
-            text = stream.emitted if calls else (text_part if toolcalls.OPEN_TAG in result.text else result.text)
-        rest = text[len(stream.emitted):] if text.startswith(stream.emitted) else ""
+            text = (
+                stream.emitted if calls else (text_part if toolcalls.OPEN_TAG in result.text else result.text)
+            )
+        rest = text[len(stream.emitted) :] if text.startswith(stream.emitted) else ""
         if rest:
             await stream.write_text(rest)
-        out = GenerateOutput(text=text, prompt_tokens=result.prompt_tokens,
-                             completion_tokens=result.completion_tokens, finish_reason=result.finish_reason)
+        out = GenerateOutput(
+            text=text,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            finish_reason=result.finish_reason,
+        )
         if calls:
             out.tool_calls, out.finish_reason = calls, "tool_calls"
-            out.tool_step_id = inp.step_id if not stream.created else derived_id("step", inp.run_id, inp.turn, "tools")
+            out.tool_step_id = (
+                inp.step_id if not stream.created else derived_id("step", inp.run_id, inp.turn, "tools")
+            )
             await ToolStepStream(self.pool, inp, attempt, out.tool_step_id).write_calls(calls)
         if stream.created or not calls:
             await stream.ensure_created()
             out.created_message = True
         return out
 
-    async def _validated_calls(self, model: Any, inp: GenerateInput, prompt_ids: list[int],
-                               parsed: list[toolcalls.ParsedCall], specs: list[dict[str, Any]]) -> list[ToolCall]:
+    async def _validated_calls(
+        self,
+        model: Any,
+        inp: GenerateInput,
+        prompt_ids: list[int],
+        parsed: list[toolcalls.ParsedCall],
+        specs: list[dict[str, Any]],
+    ) -> list[ToolCall]:
         """Keep calls to known functions; arguments that do not validate are regenerated constrained."""
         by_name = {s["function"]["name"]: s["function"] for s in specs}
         calls: list[ToolCall] = []
@@ -211,14 +257,27 @@ class InferenceActivities:
                 arguments = json.dumps(p.arguments, ensure_ascii=False)
             except jsonschema.ValidationError:
                 arguments, _ = await self._constrained_arguments(model, inp, prompt_ids, p.name, schema, None)
-            calls.append(ToolCall(id=derived_id("call", inp.run_id, inp.turn, len(calls)),
-                                  type=toolcalls.tool_type(p.name, inp.tools), name=p.name, arguments=arguments))
+            calls.append(
+                ToolCall(
+                    id=derived_id("call", inp.run_id, inp.turn, len(calls)),
+                    type=toolcalls.tool_type(p.name, inp.tools),
+                    name=p.name,
+                    arguments=arguments,
+                )
+            )
             if not inp.parallel_tool_calls:
                 break
         return calls
 
-    async def _forced_call(self, model: Any, inp: GenerateInput, attempt: int, prompt_ids: list[int],
-                           specs: list[dict[str, Any]], max_new: int) -> GenerateOutput:
+    async def _forced_call(
+        self,
+        model: Any,
+        inp: GenerateInput,
+        attempt: int,
+        prompt_ids: list[int],
+        specs: list[dict[str, Any]],
+        max_new: int,
+    ) -> GenerateOutput:
         """A call is guaranteed: constrained name (enum), then constrained arguments (schema)."""
         names = [s["function"]["name"] for s in specs]
         prompt_tokens, completion = len(prompt_ids), 0
@@ -226,23 +285,51 @@ class InferenceActivities:
             name = names[0]
         else:
             prefix = model.encode(toolcalls.OPEN_TAG + '{"name": ')
-            res = await model.engine.generate(self._request(inp, prompt_ids + prefix, 32, model.json_schema_constraint(
-                {"type": "string", "enum": names})))
+            res = await model.engine.generate(
+                self._request(
+                    inp,
+                    prompt_ids + prefix,
+                    32,
+                    model.json_schema_constraint({"type": "string", "enum": names}),
+                )
+            )
             completion += res.completion_tokens
             name = json.loads(res.text) if res.text.strip().startswith('"') else names[0]
-        call = ToolCall(id=derived_id("call", inp.run_id, inp.turn, 0), type=toolcalls.tool_type(name, inp.tools), name=name)
+        call = ToolCall(
+            id=derived_id("call", inp.run_id, inp.turn, 0),
+            type=toolcalls.tool_type(name, inp.tools),
+            name=name,
+        )
         step = ToolStepStream(self.pool, inp, attempt, inp.step_id)
         await step.start(call)
-        schema = next(s["function"] for s in specs if s["function"]["name"] == name).get("parameters") or EMPTY_PARAMS
-        call.arguments, used = await self._constrained_arguments(model, inp, prompt_ids, name, schema, step, max_new)
+        schema = (
+            next(s["function"] for s in specs if s["function"]["name"] == name).get("parameters")
+            or EMPTY_PARAMS
+        )
+        call.arguments, used = await self._constrained_arguments(
+            model, inp, prompt_ids, name, schema, step, max_new
+        )
         completion += used
         await step.write_calls([call])
-        return GenerateOutput(text="", prompt_tokens=prompt_tokens, completion_tokens=completion, finish_reason="tool_calls",
-                              tool_calls=[call], tool_step_id=inp.step_id)
+        return GenerateOutput(
+            text="",
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion,
+            finish_reason="tool_calls",
+            tool_calls=[call],
+            tool_step_id=inp.step_id,
+        )
 
-    async def _constrained_arguments(self, model: Any, inp: GenerateInput, prompt_ids: list[int], name: str,
-                                     schema: dict[str, Any], step: ToolStepStream | None,
-                                     max_new: int = DEFAULT_MAX_NEW_TOKENS) -> tuple[str, int]:
+    async def _constrained_arguments(
+        self,
+        model: Any,
+        inp: GenerateInput,
+        prompt_ids: list[int],
+        name: str,
+        schema: dict[str, Any],
+        step: ToolStepStream | None,
+        max_new: int = DEFAULT_MAX_NEW_TOKENS,
+    ) -> tuple[str, int]:
         prefix = model.encode(toolcalls.OPEN_TAG + json.dumps({"name": name})[:-1] + ', "arguments": ')
         request = self._request(inp, prompt_ids + prefix, max_new, model.json_schema_constraint(schema))
         # Greedy decoding keeps forced arguments deterministic and schema-valid even on small models.
@@ -253,8 +340,11 @@ class InferenceActivities:
         try:
             json.loads(res.text)
         except ValueError:
-            raise ApplicationError(f"the model ran out of tokens while writing arguments for {name}",
-                                   type="InvalidRequest", non_retryable=True) from None
+            raise ApplicationError(
+                f"the model ran out of tokens while writing arguments for {name}",
+                type="InvalidRequest",
+                non_retryable=True,
+            ) from None
         return res.text, res.completion_tokens
 
     async def _heartbeat(self) -> None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
-from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.embeddings import Chunk, Embedder
 from activities.parsing import InvalidFile, UnsupportedFile, parse
 from activities.search_sql import BadFilter, search_query
+from assistants.db.pool import Pool as DbPool
 from assistants.db.vector_stores import chunk_id, set_file_status, touch_store
 from assistants.io import (
     EmbedFileOutput,
@@ -44,7 +44,7 @@ def chunk_usage_bytes(chunk: Chunk, dims: int) -> int:
 
 
 class RetrievalActivities:
-    def __init__(self, pool: AsyncConnectionPool, storage: FileStorage, embedder: Embedder) -> None:
+    def __init__(self, pool: DbPool, storage: FileStorage, embedder: Embedder) -> None:
         self.pool, self.storage, self.embedder = pool, storage, embedder
 
     # --- ingestion -------------------------------------------------------------------------
@@ -52,20 +52,25 @@ class RetrievalActivities:
     @activity.defn
     async def parse_file(self, inp: IngestFileInput) -> ParseFileOutput:
         async with self.pool.connection() as conn:
-            row = await (await conn.execute(
-                "SELECT f.data->>'filename' AS filename, t.text IS NOT NULL AS parsed, length(t.text) AS chars"
-                " FROM files f LEFT JOIN file_texts t ON t.file_id = f.id WHERE f.id = %s AND f.project_id = %s",
-                (inp.file_id, inp.project_id),
-            )).fetchone()
+            row = await (
+                await conn.execute(
+                    "SELECT f.data->>'filename' AS filename, t.text IS NOT NULL AS parsed, length(t.text) AS chars"
+                    " FROM files f LEFT JOIN file_texts t ON t.file_id = f.id WHERE f.id = %s AND f.project_id = %s",
+                    (inp.file_id, inp.project_id),
+                )
+            ).fetchone()
         if row is None:
-            raise ApplicationError(f"File {inp.file_id} was not found.", type="invalid_file", non_retryable=True)
+            raise ApplicationError(
+                f"File {inp.file_id} was not found.", type="invalid_file", non_retryable=True
+            )
         if row["parsed"]:
             return ParseFileOutput(chars=row["chars"])
         try:
             data = await asyncio.to_thread(self.storage.read, inp.project_id, inp.file_id)
         except FileNotFoundError:
-            raise ApplicationError(f"The content of file {inp.file_id} is missing.", type="invalid_file",
-                                   non_retryable=True) from None
+            raise ApplicationError(
+                f"The content of file {inp.file_id} is missing.", type="invalid_file", non_retryable=True
+            ) from None
         try:
             text = await asyncio.to_thread(parse, row["filename"], data)
         except (UnsupportedFile, InvalidFile) as exc:
@@ -73,22 +78,31 @@ class RetrievalActivities:
         text = text.replace("\x00", "")  # Postgres text cannot hold NUL
         async with self.pool.connection() as conn:
             await conn.execute(
-                "INSERT INTO file_texts (file_id, text) VALUES (%s, %s) ON CONFLICT (file_id) DO NOTHING", (inp.file_id, text)
+                "INSERT INTO file_texts (file_id, text) VALUES (%s, %s) ON CONFLICT (file_id) DO NOTHING",
+                (inp.file_id, text),
             )
         return ParseFileOutput(chars=len(text))
 
     @activity.defn
     async def embed_file(self, inp: IngestFileInput) -> EmbedFileOutput:
         async with self.pool.connection() as conn:
-            row = await (await conn.execute("SELECT text FROM file_texts WHERE file_id = %s", (inp.file_id,))).fetchone()
+            row = await (
+                await conn.execute("SELECT text FROM file_texts WHERE file_id = %s", (inp.file_id,))
+            ).fetchone()
         if row is None:
-            raise ApplicationError("The file has no parsed text (it was deleted).", type="invalid_file", non_retryable=True)
-        chunks = await asyncio.to_thread(self.embedder.chunk, row["text"], inp.max_chunk_size_tokens, inp.chunk_overlap_tokens)
+            raise ApplicationError(
+                "The file has no parsed text (it was deleted).", type="invalid_file", non_retryable=True
+            )
+        chunks = await asyncio.to_thread(
+            self.embedder.chunk, row["text"], inp.max_chunk_size_tokens, inp.chunk_overlap_tokens
+        )
         vectors: list[np.ndarray] = []
         batch = self.embedder.batch_size
         for i in range(0, len(chunks), batch):
             activity.heartbeat({"embedded": i, "chunks": len(chunks)})
-            vectors.append(await asyncio.to_thread(self.embedder.embed, [c.text for c in chunks[i:i + batch]]))
+            vectors.append(
+                await asyncio.to_thread(self.embedder.embed, [c.text for c in chunks[i : i + batch]])
+            )
         activity.heartbeat({"embedded": len(chunks), "chunks": len(chunks)})
         matrix = np.concatenate(vectors) if vectors else np.zeros((0, 384), dtype=np.float32)
         usage = await self.write_chunks(inp, chunks, matrix)
@@ -102,22 +116,41 @@ class RetrievalActivities:
         dims = vectors.shape[1] if len(vectors) else 384
         usage = sum(chunk_usage_bytes(c, dims) for c in chunks)
         async with self.pool.connection() as conn, conn.transaction():
-            row = await (await conn.execute(
-                "SELECT status FROM vector_store_files WHERE vector_store_id = %s AND file_id = %s AND project_id = %s"
-                " FOR UPDATE", (inp.vector_store_id, inp.file_id, inp.project_id),
-            )).fetchone()
+            row = await (
+                await conn.execute(
+                    "SELECT status FROM vector_store_files WHERE vector_store_id = %s AND file_id = %s AND project_id = %s"
+                    " FOR UPDATE",
+                    (inp.vector_store_id, inp.file_id, inp.project_id),
+                )
+            ).fetchone()
             if row is None or row["status"] != "in_progress":
                 return 0
-            await conn.execute("DELETE FROM vector_store_chunks WHERE vector_store_id = %s AND file_id = %s",
-                               (inp.vector_store_id, inp.file_id))
-            async with conn.cursor() as cur, cur.copy(
-                "COPY vector_store_chunks (id, project_id, vector_store_id, file_id, chunk_index, char_start, char_end,"
-                " tokens, content, embedding) FROM STDIN"
-            ) as copy:
+            await conn.execute(
+                "DELETE FROM vector_store_chunks WHERE vector_store_id = %s AND file_id = %s",
+                (inp.vector_store_id, inp.file_id),
+            )
+            async with (
+                conn.cursor() as cur,
+                cur.copy(
+                    "COPY vector_store_chunks (id, project_id, vector_store_id, file_id, chunk_index, char_start, char_end,"
+                    " tokens, content, embedding) FROM STDIN"
+                ) as copy,
+            ):
                 for c, v in zip(chunks, vectors, strict=True):
-                    await copy.write_row((chunk_id(inp.vector_store_id, inp.file_id, c.index), inp.project_id,
-                                          inp.vector_store_id, inp.file_id, c.index, c.char_start, c.char_end, c.tokens,
-                                          c.text.replace("\x00", ""), vector_literal(v)))
+                    await copy.write_row(
+                        (
+                            chunk_id(inp.vector_store_id, inp.file_id, c.index),
+                            inp.project_id,
+                            inp.vector_store_id,
+                            inp.file_id,
+                            c.index,
+                            c.char_start,
+                            c.char_end,
+                            c.tokens,
+                            c.text.replace("\x00", ""),
+                            vector_literal(v),
+                        )
+                    )
             await set_file_status(conn, inp.vector_store_id, inp.file_id, "completed", usage_bytes=usage)
             await touch_store(conn, inp.vector_store_id)
         return usage
@@ -125,23 +158,32 @@ class RetrievalActivities:
     @activity.defn
     async def mark_file(self, inp: MarkFileInput) -> None:
         """Fail or cancel a vector_store.file that is still in progress (and drop any chunks)."""
-        error = {"code": inp.error_code or "server_error", "message": inp.error_message or ""} if inp.status == "failed" else None
+        error = (
+            {"code": inp.error_code or "server_error", "message": inp.error_message or ""}
+            if inp.status == "failed"
+            else None
+        )
         async with self.pool.connection() as conn, conn.transaction():
             if await set_file_status(conn, inp.vector_store_id, inp.file_id, inp.status, error):
-                await conn.execute("DELETE FROM vector_store_chunks WHERE vector_store_id = %s AND file_id = %s",
-                                   (inp.vector_store_id, inp.file_id))
+                await conn.execute(
+                    "DELETE FROM vector_store_chunks WHERE vector_store_id = %s AND file_id = %s",
+                    (inp.vector_store_id, inp.file_id),
+                )
 
     # --- search ------------------------------------------------------------------------------
 
     async def run_vector_store_ids(self, project_id: str, run_id: str) -> list[str]:
         """The run's stores: its thread's and its assistant's tool_resources.file_search."""
         async with self.pool.connection() as conn:
-            row = await (await conn.execute(
-                "SELECT t.data->'tool_resources'->'file_search'->'vector_store_ids' AS t_ids,"
-                "       a.data->'tool_resources'->'file_search'->'vector_store_ids' AS a_ids"
-                " FROM runs r JOIN threads t ON t.id = r.thread_id LEFT JOIN assistants a ON a.id = r.assistant_id"
-                " WHERE r.id = %s AND r.project_id = %s", (run_id, project_id),
-            )).fetchone()
+            row = await (
+                await conn.execute(
+                    "SELECT t.data->'tool_resources'->'file_search'->'vector_store_ids' AS t_ids,"
+                    "       a.data->'tool_resources'->'file_search'->'vector_store_ids' AS a_ids"
+                    " FROM runs r JOIN threads t ON t.id = r.thread_id LEFT JOIN assistants a ON a.id = r.assistant_id"
+                    " WHERE r.id = %s AND r.project_id = %s",
+                    (run_id, project_id),
+                )
+            ).fetchone()
         if row is None:
             return []
         ids = list(row["t_ids"] or []) + list(row["a_ids"] or [])
@@ -159,9 +201,15 @@ class RetrievalActivities:
             sql_query, params = search_query(inp.filters)
         except BadFilter as exc:
             raise ApplicationError(str(exc), type="InvalidRequest", non_retryable=True) from None
-        params.update(emb=vector_literal(query_vec), text=inp.query, project=inp.project_id, stores=stores,
-                      k=max(SEARCH_CANDIDATES, inp.max_num_results * 4), threshold=inp.score_threshold,
-                      limit=inp.max_num_results)
+        params.update(
+            emb=vector_literal(query_vec),
+            text=inp.query,
+            project=inp.project_id,
+            stores=stores,
+            k=max(SEARCH_CANDIDATES, inp.max_num_results * 4),
+            threshold=inp.score_threshold,
+            limit=inp.max_num_results,
+        )
         async with self.pool.connection() as conn, conn.transaction():
             # Keep scanning the HNSW graph past filtered-out rows (pgvector >= 0.8), so a small store
             # inside a big table still gets its k nearest chunks.
@@ -171,11 +219,15 @@ class RetrievalActivities:
             for sid in stores:
                 await touch_store(conn, sid)
         results = [
-            FileSearchResult(file_id=r["file_id"], filename=r["filename"] or "", score=round(float(r["score"]), 6),
-                             text=r["content"], chunk_ids=[r["id"]], vector_store_id=r["vector_store_id"],
-                             attributes=dict(r["attributes"] or {}))
+            FileSearchResult(
+                file_id=r["file_id"],
+                filename=r["filename"] or "",
+                score=round(float(r["score"]), 6),
+                text=r["content"],
+                chunk_ids=[r["id"]],
+                vector_store_id=r["vector_store_id"],
+                attributes=dict(r["attributes"] or {}),
+            )
             for r in rows
         ]
         return FileSearchOutput(results=results, vector_store_ids=stores)
-
-

@@ -46,7 +46,9 @@ def filter_sql(f: dict[str, Any], params: dict[str, Any]) -> sql.Composable:
     if kind in ("in", "nin"):
         if not isinstance(value, list):
             raise BadFilter(f"'{kind}' needs a list value")
-        cond = sql.SQL("coalesce({} IN (SELECT jsonb_array_elements({}::jsonb)), false)").format(attr, bind(Jsonb(value)))
+        cond = sql.SQL("coalesce({} IN (SELECT jsonb_array_elements({}::jsonb)), false)").format(
+            attr, bind(Jsonb(value))
+        )
         return cond if kind == "in" else sql.SQL("NOT ") + cond
     if kind not in _OPS or isinstance(value, (list, dict)) or value is None:
         raise BadFilter(f"unsupported filter {kind!r} with value {value!r}")
@@ -55,15 +57,18 @@ def filter_sql(f: dict[str, Any], params: dict[str, Any]) -> sql.Composable:
     # Ordering only between values of one JSON type (numbers numerically, strings lexically).
     v = bind(Jsonb(value))
     return sql.SQL("(jsonb_typeof({a}) = jsonb_typeof({v}::jsonb) AND {a} {op} {v}::jsonb)").format(
-        a=attr, v=v, op=sql.SQL(_OPS[kind]))
+        a=attr, v=v, op=sql.SQL(_OPS[kind])
+    )
 
 
-def search_query(filters: dict[str, Any] | None) -> tuple[sql.Composable, dict[str, Any]]:
+def search_query(filters: dict[str, Any] | None) -> tuple[sql.Composed, dict[str, Any]]:
     """The fused search, and the filter's params; the caller adds emb, text, project, stores, k,
     threshold and limit."""
     fparams: dict[str, Any] = {}
     fcond = (sql.SQL(" AND ") + filter_sql(filters, fparams)) if filters else sql.SQL("")
-    join = sql.SQL(" JOIN vector_store_files f ON f.vector_store_id = c.vector_store_id AND f.file_id = c.file_id")
+    join = sql.SQL(
+        " JOIN vector_store_files f ON f.vector_store_id = c.vector_store_id AND f.file_id = c.file_id"
+    )
     query = sql.SQL("""
 WITH q AS (
   -- Any query word may match (OR), not all of them: questions rarely repeat a passage verbatim.
@@ -99,6 +104,11 @@ LEFT JOIN vector_store_files f ON f.vector_store_id = fused.vector_store_id AND 
 WHERE (rrf + sim) / 2 >= %(threshold)s
 ORDER BY score DESC, fused.id
 LIMIT %(limit)s
-""").format(join=join if filters else sql.SQL(""), fcond1=fcond, fcond2=fcond, rrf_k=sql.Literal(RRF_K),
-            rrf_max=sql.Literal(RRF_MAX))
+""").format(
+        join=join if filters else sql.SQL(""),
+        fcond1=fcond,
+        fcond2=fcond,
+        rrf_k=sql.Literal(RRF_K),
+        rrf_max=sql.Literal(RRF_MAX),
+    )
     return query, fparams

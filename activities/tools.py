@@ -10,10 +10,10 @@ import logging
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_events
 from assistants.file_search import file_search_step_details, file_search_tool_output, ranking_options
 from assistants.files_store import FilesStore
@@ -36,8 +36,14 @@ def _args(call: ToolCall) -> dict[str, Any]:
 
 
 class ToolActivities:
-    def __init__(self, pool: AsyncConnectionPool, settings: Settings, storage: Any, retrieval: Any, sessions: Any) -> None:
-        self.pool, self.settings, self.storage, self.retrieval, self.sessions = pool, settings, storage, retrieval, sessions
+    def __init__(self, pool: DbPool, settings: Settings, storage: Any, retrieval: Any, sessions: Any) -> None:
+        self.pool, self.settings, self.storage, self.retrieval, self.sessions = (
+            pool,
+            settings,
+            storage,
+            retrieval,
+            sessions,
+        )
 
     @activity.defn(name="run_builtin_tools")
     async def run_builtin_tools(self, inp: BuiltinToolsInput) -> BuiltinToolsOutput:
@@ -51,7 +57,9 @@ class ToolActivities:
                 elif call.type == "code_interpreter":
                     detail, text = await self._code(inp, call)
                 else:
-                    raise ApplicationError(f"unknown built-in tool {call.type}", type="InvalidRequest", non_retryable=True)
+                    raise ApplicationError(
+                        f"unknown built-in tool {call.type}", type="InvalidRequest", non_retryable=True
+                    )
                 details.append(detail)
                 outputs[call.id] = text[:MODEL_OUTPUT_CHARS]
             await self._record(inp, details)
@@ -66,7 +74,9 @@ class ToolActivities:
 
     async def _record(self, inp: BuiltinToolsInput, details: list[dict[str, Any]]) -> None:
         async with self.pool.connection() as conn, conn.transaction():
-            row = await (await conn.execute("SELECT data FROM run_steps WHERE id = %s FOR UPDATE", (inp.step_id,))).fetchone()
+            row = await (
+                await conn.execute("SELECT data FROM run_steps WHERE id = %s FOR UPDATE", (inp.step_id,))
+            ).fetchone()
             if row is None:
                 return
             step = row["data"]
@@ -75,8 +85,12 @@ class ToolActivities:
             fields: dict[str, Any] = {"step_details": {"type": "tool_calls", "tool_calls": calls}}
             if inp.complete_step:
                 fields.update(status="completed", completed_at=now())
-            new = await (await conn.execute("UPDATE run_steps SET data = data || %s WHERE id = %s RETURNING data",
-                                            (Jsonb(fields), inp.step_id))).fetchone()
+            new = await (
+                await conn.execute(
+                    "UPDATE run_steps SET data = data || %s WHERE id = %s RETURNING data",
+                    (Jsonb(fields), inp.step_id),
+                )
+            ).fetchone()
             if new and inp.complete_step:
                 await append_events(conn, inp.run_id, [("thread.run.step.completed", new["data"])])
 
@@ -85,15 +99,27 @@ class ToolActivities:
     async def _file_search(self, inp: BuiltinToolsInput, call: ToolCall) -> tuple[dict[str, Any], str]:
         query = str(_args(call).get("query") or "")
         if self.retrieval is None:
-            raise ApplicationError("file_search is not available on this worker", type="InvalidRequest", non_retryable=True)
+            raise ApplicationError(
+                "file_search is not available on this worker", type="InvalidRequest", non_retryable=True
+            )
         async with self.pool.connection() as conn:
-            row = await (await conn.execute("SELECT data->'tools' AS tools FROM runs WHERE id = %s", (inp.run_id,))).fetchone()
-        tool = next((t for t in (row["tools"] if row else None) or [] if t.get("type") == "file_search"), None)
+            row = await (
+                await conn.execute("SELECT data->'tools' AS tools FROM runs WHERE id = %s", (inp.run_id,))
+            ).fetchone()
+        tool = next(
+            (t for t in (row["tools"] if row else None) or [] if t.get("type") == "file_search"), None
+        )
         ranking = ranking_options(tool)
         limit = ((tool or {}).get("file_search") or {}).get("max_num_results") or SEARCH_RESULTS
-        found = await self.retrieval.file_search(FileSearchInput(
-            project_id=inp.project_id, query=query, run_id=inp.run_id, max_num_results=limit,
-            score_threshold=ranking["score_threshold"]))
+        found = await self.retrieval.file_search(
+            FileSearchInput(
+                project_id=inp.project_id,
+                query=query,
+                run_id=inp.run_id,
+                max_num_results=limit,
+                score_threshold=ranking["score_threshold"],
+            )
+        )
         [detail] = file_search_step_details(call.id, found, ranking)["tool_calls"]
         return detail, file_search_tool_output(found, max_chars=MODEL_OUTPUT_CHARS)
 
@@ -102,8 +128,9 @@ class ToolActivities:
     async def _thread_files(self, inp: BuiltinToolsInput) -> list[tuple[str, bytes]]:
         """The thread's and assistant's code_interpreter files and code_interpreter attachments."""
         async with self.pool.connection() as conn:
-            rows = await (await conn.execute(
-                """
+            rows = await (
+                await conn.execute(
+                    """
                 WITH r AS (SELECT data FROM runs WHERE id = %(run)s),
                 ids AS (
                   SELECT jsonb_array_elements_text(t.data->'tool_resources'->'code_interpreter'->'file_ids') AS id
@@ -115,7 +142,10 @@ class ToolActivities:
                 )
                 SELECT f.id, f.data->>'filename' AS filename FROM files f JOIN ids ON ids.id = f.id
                  WHERE f.project_id = %(project)s
-                """, {"run": inp.run_id, "thread": inp.thread_id, "project": inp.project_id})).fetchall()
+                """,
+                    {"run": inp.run_id, "thread": inp.thread_id, "project": inp.project_id},
+                )
+            ).fetchall()
         out = []
         for r in rows:
             data = await asyncio.to_thread(self.storage.read, inp.project_id, r["id"])
@@ -123,15 +153,20 @@ class ToolActivities:
         return out
 
     async def _save_file(self, project_id: str, filename: str, data: bytes) -> str:
-        return await FilesStore(self.pool, self.storage, self.settings.max_file_bytes).put(project_id, filename, data)
+        return await FilesStore(self.pool, self.storage, self.settings.max_file_bytes).put(
+            project_id, filename, data
+        )
 
     async def _code(self, inp: BuiltinToolsInput, call: ToolCall) -> tuple[dict[str, Any], str]:
         from activities.sandbox.base import SandboxUnavailable
 
         code = str(_args(call).get("code") or "")
         if self.sessions is None:
-            raise ApplicationError("code_interpreter is not available on this worker", type="SandboxUnavailable",
-                                   non_retryable=True)
+            raise ApplicationError(
+                "code_interpreter is not available on this worker",
+                type="SandboxUnavailable",
+                non_retryable=True,
+            )
 
         async def restore() -> list[tuple[str, bytes]]:
             return await self._thread_files(inp)
@@ -143,8 +178,9 @@ class ToolActivities:
                 written = [f for f in await sandbox.list_files() if before.get(f.path) != (f.size, f.mtime)]
                 files = [(f.path, await sandbox.read_file(f.path)) for f in written]
         except SandboxUnavailable as exc:
-            raise ApplicationError(f"code_interpreter is unavailable: {exc}", type="SandboxUnavailable",
-                                   non_retryable=True) from None
+            raise ApplicationError(
+                f"code_interpreter is unavailable: {exc}", type="SandboxUnavailable", non_retryable=True
+            ) from None
         logs = execution.stdout + execution.stderr
         # A cell's value (`6 * 7`) shows in the logs, as in a notebook and in OpenAI's tool.
         for r in execution.results:
@@ -162,13 +198,24 @@ class ToolActivities:
             produced.append({"kind": "image", "file_id": file_id})
         for path, data in files:
             file_id = await self._save_file(inp.project_id, path.rsplit("/", 1)[-1], data)
-            produced.append({"kind": "file", "file_id": file_id, "path": path if path.startswith("/") else f"/mnt/data/{path}"})
+            produced.append(
+                {
+                    "kind": "file",
+                    "file_id": file_id,
+                    "path": path if path.startswith("/") else f"/mnt/data/{path}",
+                }
+            )
         if produced:
             async with self.pool.connection() as conn:
                 await conn.execute(
                     "UPDATE runs SET data = jsonb_set(data, '{_files}', coalesce(data->'_files', '[]'::jsonb) || %s) WHERE id = %s",
-                    (Jsonb(produced), inp.run_id))
-        detail = {"id": call.id, "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": outputs}}
+                    (Jsonb(produced), inp.run_id),
+                )
+        detail = {
+            "id": call.id,
+            "type": "code_interpreter",
+            "code_interpreter": {"input": code, "outputs": outputs},
+        }
         text = logs or "(no output)"
         if produced:
             text += "\nFiles: " + ", ".join(p.get("path", "image") for p in produced)

@@ -13,12 +13,12 @@ import logging
 
 import httpx
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
+from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import load_run
 from assistants.io import (
     DeliverWebhookInput,
@@ -44,18 +44,28 @@ class RunEvents:
     """Starts webhook deliveries for a run's status change. Store activities call `emit` after
     each transition they commit; it is idempotent, so call it on every attempt."""
 
-    def __init__(self, client: Client, pool: AsyncConnectionPool, settings: Settings) -> None:
+    def __init__(self, client: Client, pool: DbPool, settings: Settings) -> None:
         self.client, self.pool, self.settings = client, pool, settings
 
     async def emit(self, run_id: str, project_id: str, status: str | None = None) -> EmitRunEventOutput:
         async with self.pool.connection() as conn, conn.transaction():
             run = await load_run(conn, run_id, project_id)
-            if run is None or run["status"] not in NOTIFY_STATUSES or (status is not None and run["status"] != status):
+            if (
+                run is None
+                or run["status"] not in NOTIFY_STATUSES
+                or (status is not None and run["status"] != status)
+            ):
                 return EmitRunEventOutput()
             event_type = f"thread.run.{run['status']}"
-            hooks = [r["id"] for r in await (await conn.execute(
-                "SELECT id FROM webhooks WHERE project_id = %s AND %s = ANY(event_types) ORDER BY seq", (project_id, event_type)
-            )).fetchall()]
+            hooks = [
+                r["id"]
+                for r in await (
+                    await conn.execute(
+                        "SELECT id FROM webhooks WHERE project_id = %s AND %s = ANY(event_types) ORDER BY seq",
+                        (project_id, event_type),
+                    )
+                ).fetchall()
+            ]
             if not hooks:
                 return EmitRunEventOutput()
             event = run_event(run, now())
@@ -69,9 +79,15 @@ class RunEvents:
                     "INSERT INTO webhook_deliveries (event_id, webhook_id, created_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                     [(event["id"], h, event["created_at"]) for h in hooks],
                 )
-            pending = [r["webhook_id"] for r in await (await conn.execute(
-                "SELECT webhook_id FROM webhook_deliveries WHERE event_id = %s AND status = 'pending'", (event["id"],)
-            )).fetchall()]
+            pending = [
+                r["webhook_id"]
+                for r in await (
+                    await conn.execute(
+                        "SELECT webhook_id FROM webhook_deliveries WHERE event_id = %s AND status = 'pending'",
+                        (event["id"],),
+                    )
+                ).fetchall()
+            ]
         for webhook_id in pending:
             await self._start_delivery(event["id"], webhook_id)
         return EmitRunEventOutput(event_id=event["id"], webhook_ids=pending)
@@ -82,8 +98,11 @@ class RunEvents:
         try:
             await self.client.start_workflow(
                 WebhookDeliveryWorkflow.run,
-                DeliverWebhookInput(event_id=event_id, webhook_id=webhook_id,
-                                    delivery_window_seconds=self.settings.webhook_delivery_window_seconds),
+                DeliverWebhookInput(
+                    event_id=event_id,
+                    webhook_id=webhook_id,
+                    delivery_window_seconds=self.settings.webhook_delivery_window_seconds,
+                ),
                 id=delivery_workflow_id(event_id, webhook_id),
                 task_queue=self.settings.runs_task_queue,
                 # A delivery that succeeded is never repeated; one an operator terminated may be re-driven.
@@ -94,7 +113,7 @@ class RunEvents:
 
 
 class WebhookActivities:
-    def __init__(self, pool: AsyncConnectionPool, http: httpx.AsyncClient, events: RunEvents) -> None:
+    def __init__(self, pool: DbPool, http: httpx.AsyncClient, events: RunEvents) -> None:
         self.pool, self.http, self.events = pool, http, events
 
     @activity.defn(name="emit_run_event")
@@ -106,17 +125,21 @@ class WebhookActivities:
         """One POST. 2xx = delivered; anything else raises, and Temporal retries with backoff."""
         attempt = activity.info().attempt
         async with self.pool.connection() as conn:
-            row = await (await conn.execute(
-                "SELECT w.url, w.secret, e.data FROM webhooks w JOIN webhook_events e ON e.id = %s WHERE w.id = %s",
-                (inp.event_id, inp.webhook_id),
-            )).fetchone()
+            row = await (
+                await conn.execute(
+                    "SELECT w.url, w.secret, e.data FROM webhooks w JOIN webhook_events e ON e.id = %s WHERE w.id = %s",
+                    (inp.event_id, inp.webhook_id),
+                )
+            ).fetchone()
         if row is None:  # the endpoint was deleted (its deliveries with it): nothing to send
             return DeliverWebhookOutput(status="skipped", attempts=attempt)
         body = event_body(row["data"])
         status: int | None = None
         error: str | None = None
         try:
-            resp = await self.http.post(row["url"], content=body, headers=signed_headers(row["secret"], inp.event_id, body))
+            resp = await self.http.post(
+                row["url"], content=body, headers=signed_headers(row["secret"], inp.event_id, body)
+            )
             status = resp.status_code
             if not 200 <= status < 300:
                 error = f"HTTP {status}: {resp.text[:_ERROR_CHARS]}"
@@ -131,7 +154,9 @@ class WebhookActivities:
             )
         if error is not None:
             # Retryable by design: the receiver may be down for hours; the delivery window ends it.
-            raise ApplicationError(f"webhook delivery to {inp.webhook_id} failed: {error}", type="WebhookDeliveryError")
+            raise ApplicationError(
+                f"webhook delivery to {inp.webhook_id} failed: {error}", type="WebhookDeliveryError"
+            )
         return DeliverWebhookOutput(status="delivered", attempts=attempt, http_status=status)
 
     @activity.defn(name="fail_webhook_delivery")

@@ -78,13 +78,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if request.url.path.startswith(_UPLOAD_PREFIXES):
             limit = max(limit, getattr(settings, "max_file_bytes", limit))
         if size is not None and size.isdigit() and int(size) > limit:
-            return envelope(413, f"Request body too large: {size} bytes (limit {limit}).", "invalid_request_error",
-                            code="request_too_large")
+            return envelope(
+                413,
+                f"Request body too large: {size} bytes (limit {limit}).",
+                "invalid_request_error",
+                code="request_too_large",
+            )
         response: Response = await call_next(request)
         return response
 
     # runs before threads: POST /v1/threads/runs must not match POST /v1/threads/{thread_id}.
-    for router in (health.router, models.router, assistants.router, runs.router, threads.router, messages.router, events.router,
-                   steps.router, files.router, vector_stores.router, playground.router, webhooks.router):  # files, vector_stores: issue 5
+    for router in (
+        health.router,
+        models.router,
+        assistants.router,
+        runs.router,
+        threads.router,
+        messages.router,
+        events.router,
+        steps.router,
+        files.router,
+        vector_stores.router,
+        playground.router,
+        webhooks.router,
+    ):  # files, vector_stores: issue 5
         app.include_router(router)
     return app

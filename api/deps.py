@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
-from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 
 from api.errors import APIError
+from assistants.db.pool import Pool as DbPool
 from assistants.keys import hash_key
 from assistants.settings import Settings
 
 
-def get_pool(request: Request) -> AsyncConnectionPool:
+def get_pool(request: Request) -> DbPool:
     return request.app.state.pool
 
 
@@ -29,20 +29,27 @@ async def get_project(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
-        raise APIError(401, "You didn't provide an API key. You need to provide your API key in an Authorization header "
-                       "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", code=None)
-    pool: AsyncConnectionPool = request.app.state.pool
+        raise APIError(
+            401,
+            "You didn't provide an API key. You need to provide your API key in an Authorization header "
+            "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            code=None,
+        )
+    pool: DbPool = request.app.state.pool
     async with pool.connection() as conn:
-        row = await (await conn.execute(
-            "SELECT project_id FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL", (hash_key(key.strip()),)
-        )).fetchone()
+        row = await (
+            await conn.execute(
+                "SELECT project_id FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
+                (hash_key(key.strip()),),
+            )
+        ).fetchone()
     if row is None:
         raise APIError(401, "Incorrect API key provided.", code="invalid_api_key")
     return row["project_id"]
 
 
 Project = Annotated[str, Depends(get_project)]
-Pool = Annotated[AsyncConnectionPool, Depends(get_pool)]
+Pool = Annotated[DbPool, Depends(get_pool)]
 Temporal = Annotated[Client, Depends(get_temporal)]
 AppSettings = Annotated[Settings, Depends(get_settings_dep)]
 

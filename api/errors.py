@@ -19,7 +19,13 @@ log = logging.getLogger(__name__)
 
 class APIError(Exception):
     def __init__(
-        self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None, code: str | None = None
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
@@ -33,12 +39,24 @@ def bad_request(message: str, param: str | None = None, code: str | None = None)
     return APIError(400, message, param=param, code=code)
 
 
-def envelope(status: int, message: str, type: str, param: str | None = None, code: str | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"message": message, "type": type, "param": param, "code": code}})
+def envelope(
+    status: int, message: str, type: str, param: str | None = None, code: str | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        status_code=status,
+        content={"error": {"message": message, "type": type, "param": param, "code": code}},
+    )
 
 
-_STATUS_TYPES = {401: "invalid_request_error", 403: "permission_error", 404: "invalid_request_error", 405: "invalid_request_error",
-                 409: "invalid_request_error", 413: "invalid_request_error", 429: "rate_limit_error"}
+_STATUS_TYPES = {
+    401: "invalid_request_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
 
 
 def _param_of(loc: tuple[Any, ...]) -> str | None:
@@ -55,17 +73,29 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "Invalid request"}
-        if first.get("type") == "json_invalid" or (tuple(first.get("loc", ())) == ("body",) and first.get("type") in (
-            "model_attributes_type", "dict_type")):
-            return envelope(400, "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
-                            "using your HTTP library correctly. The OpenAI API expects a JSON payload.)", "invalid_request_error")
+        if first.get("type") == "json_invalid" or (
+            tuple(first.get("loc", ())) == ("body",)
+            and first.get("type") in ("model_attributes_type", "dict_type")
+        ):
+            return envelope(
+                400,
+                "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+                "using your HTTP library correctly. The OpenAI API expects a JSON payload.)",
+                "invalid_request_error",
+            )
         param = _param_of(tuple(first.get("loc", ())))
         msg = str(first.get("msg", "Invalid request"))
         if first.get("type") == "extra_forbidden":
             msg = f"Unrecognized request argument supplied: {param}"
         elif param:
             msg = f"Invalid value for '{param}': {msg}"
-        return envelope(400, msg, "invalid_request_error", param, "invalid_value" if first.get("type") != "missing" else None)
+        return envelope(
+            400,
+            msg,
+            "invalid_request_error",
+            param,
+            "invalid_value" if first.get("type") != "missing" else None,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -7,12 +7,12 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 from api.errors import APIError, bad_request, not_found
 from api.routers.assistants import check_model
+from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_events
 from assistants.ids import new_id
 from assistants.io import RunInput
@@ -34,8 +34,10 @@ def _check_tool_choice(tool_choice: Any, tools: list[dict[str, Any]]) -> None:
     if tool_choice.type == "function":
         names = {t["function"]["name"] for t in tools if t["type"] == "function"}
         if tool_choice.function.name not in names:
-            raise bad_request(f"tool_choice names function '{tool_choice.function.name}', which is not among the run's tools.",
-                              "tool_choice")
+            raise bad_request(
+                f"tool_choice names function '{tool_choice.function.name}', which is not among the run's tools.",
+                "tool_choice",
+            )
     elif not any(t["type"] == tool_choice.type for t in tools):
         raise bad_request(f"tool_choice '{tool_choice.type}' is not among the run's tools.", "tool_choice")
 
@@ -51,7 +53,7 @@ def _expires_seconds(settings: Settings, assistant: dict[str, Any]) -> int:
 
 
 async def create_run(
-    pool: AsyncConnectionPool,
+    pool: DbPool,
     settings: Settings,
     project: str,
     thread: dict[str, Any],
@@ -61,9 +63,11 @@ async def create_run(
 ) -> dict[str, Any]:
     assistant_id: str = body.assistant_id  # type: ignore[attr-defined]
     async with pool.connection() as conn:
-        row = await (await conn.execute(
-            "SELECT data FROM assistants WHERE id = %s AND project_id = %s", (assistant_id, project)
-        )).fetchone()
+        row = await (
+            await conn.execute(
+                "SELECT data FROM assistants WHERE id = %s AND project_id = %s", (assistant_id, project)
+            )
+        ).fetchone()
     if row is None:
         raise not_found("assistant", assistant_id, "assistant_id")
     assistant = row["data"]
@@ -72,9 +76,13 @@ async def create_run(
     tools = [dump(t) for t in body.tools] if body.tools is not None else assistant.get("tools", [])
     tools = [{"type": "file_search"} if t["type"] == "retrieval" else t for t in tools]
     _check_tool_choice(body.tool_choice, tools)
-    instructions = body.instructions if body.instructions is not None else (assistant.get("instructions") or "")
+    instructions = (
+        body.instructions if body.instructions is not None else (assistant.get("instructions") or "")
+    )
     if additional_instructions:
-        instructions = f"{instructions}\n\n{additional_instructions}" if instructions else additional_instructions
+        instructions = (
+            f"{instructions}\n\n{additional_instructions}" if instructions else additional_instructions
+        )
     created = now()
     expires = _expires_seconds(settings, assistant)
     run = {
@@ -97,14 +105,18 @@ async def create_run(
         "tools": tools,
         "metadata": body.metadata or {},
         "usage": None,
-        "temperature": body.temperature if body.temperature is not None else assistant.get("temperature", 1.0),
+        "temperature": body.temperature
+        if body.temperature is not None
+        else assistant.get("temperature", 1.0),
         "top_p": body.top_p if body.top_p is not None else assistant.get("top_p", 1.0),
         "max_prompt_tokens": body.max_prompt_tokens,
         "max_completion_tokens": body.max_completion_tokens,
         "truncation_strategy": dump(body.truncation_strategy) or {"type": "auto", "last_messages": None},
-        "response_format": response_format_value(body.response_format) if body.response_format is not None
+        "response_format": response_format_value(body.response_format)
+        if body.response_format is not None
         else assistant.get("response_format", "auto"),
-        "tool_choice": (body.tool_choice if isinstance(body.tool_choice, str) else dump(body.tool_choice)) or "auto",
+        "tool_choice": (body.tool_choice if isinstance(body.tool_choice, str) else dump(body.tool_choice))
+        or "auto",
         "parallel_tool_calls": True if body.parallel_tool_calls is None else body.parallel_tool_calls,
         "_limits": {"expires_seconds": expires},
     }
@@ -122,13 +134,17 @@ async def create_run(
                 (run["id"], project, thread["id"], assistant_id, created, Jsonb(run)),
             )
             public = {k: v for k, v in run.items() if not k.startswith("_")}
-            await append_events(conn, run["id"], [("thread.run.created", public), ("thread.run.queued", public)])
+            await append_events(
+                conn, run["id"], [("thread.run.created", public), ("thread.run.queued", public)]
+            )
     except psycopg.errors.UniqueViolation:
         raise bad_request(f"Thread {thread['id']} already has an active run.") from None
     return public
 
 
-async def start_workflow(pool: AsyncConnectionPool, temporal: Client, settings: Settings, project: str, run: dict[str, Any]) -> None:
+async def start_workflow(
+    pool: DbPool, temporal: Client, settings: Settings, project: str, run: dict[str, Any]
+) -> None:
     try:
         await temporal.start_workflow(
             RunWorkflow.run,
@@ -136,11 +152,15 @@ async def start_workflow(pool: AsyncConnectionPool, temporal: Client, settings: 
             id=run["id"],
             task_queue=settings.runs_task_queue,
             memo={"assistant_id": run["assistant_id"], "thread_id": run["thread_id"], "project_id": project},
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(ASSISTANT_ID, run["assistant_id"]),
-                SearchAttributePair(THREAD_ID, run["thread_id"]),
-                SearchAttributePair(PROJECT_ID, project),
-            ]) if settings.temporal_search_attributes else TypedSearchAttributes.empty,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(ASSISTANT_ID, run["assistant_id"]),
+                    SearchAttributePair(THREAD_ID, run["thread_id"]),
+                    SearchAttributePair(PROJECT_ID, project),
+                ]
+            )
+            if settings.temporal_search_attributes
+            else TypedSearchAttributes.empty,
         )
     except Exception as exc:
         # Nothing will ever run it: fail it now so the thread is not locked forever.
@@ -150,4 +170,8 @@ async def start_workflow(pool: AsyncConnectionPool, temporal: Client, settings: 
                 " 'last_error', jsonb_build_object('code', 'server_error', 'message', %s::text)) WHERE id = %s",
                 (now(), f"could not start the run: {exc}", run["id"]),
             )
-        raise APIError(503, "The run could not be started; the orchestration service is unavailable.", type="server_error") from exc
+        raise APIError(
+            503,
+            "The run could not be started; the orchestration service is unavailable.",
+            type="server_error",
+        ) from exc

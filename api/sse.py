@@ -33,9 +33,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 from starlette.responses import StreamingResponse
 
+from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -271,7 +271,7 @@ Hub = Annotated[RunEventHub, Depends(get_hub)]
 # --- replay + tail ------------------------------------------------------------------------------
 
 
-async def _rows_after(pool: AsyncConnectionPool, run_id: str, cursor: int) -> list[dict[str, Any]]:
+async def _rows_after(pool: DbPool, run_id: str, cursor: int) -> list[dict[str, Any]]:
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT seq, attempt, event, data, discarded FROM run_events WHERE run_id = %s AND seq > %s ORDER BY seq LIMIT %s",
@@ -280,7 +280,7 @@ async def _rows_after(pool: AsyncConnectionPool, run_id: str, cursor: int) -> li
         return await cur.fetchall()  # type: ignore[return-value]
 
 
-async def _rows_upto(pool: AsyncConnectionPool, run_id: str, cursor: int) -> list[dict[str, Any]]:
+async def _rows_upto(pool: DbPool, run_id: str, cursor: int) -> list[dict[str, Any]]:
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT seq, attempt, event, data, discarded FROM run_events WHERE run_id = %s AND seq <= %s"
@@ -290,15 +290,13 @@ async def _rows_upto(pool: AsyncConnectionPool, run_id: str, cursor: int) -> lis
         return await cur.fetchall()  # type: ignore[return-value]
 
 
-async def _run_ended(pool: AsyncConnectionPool, run_id: str) -> bool:
+async def _run_ended(pool: DbPool, run_id: str) -> bool:
     async with pool.connection() as conn:
         row: Any = await (await conn.execute("SELECT status FROM runs WHERE id = %s", (run_id,))).fetchone()
     return row is None or row["status"] in TERMINAL_STATUSES
 
 
-async def run_events(
-    pool: AsyncConnectionPool, hub: RunEventHub, run_id: str, after: int = 0
-) -> AsyncIterator[bytes]:
+async def run_events(pool: DbPool, hub: RunEventHub, run_id: str, after: int = 0) -> AsyncIterator[bytes]:
     """The run's events after seq `after`, encoded, until a stop event; then `done`."""
     wake = hub.subscribe(run_id)
     try:
@@ -346,14 +344,14 @@ def stream_response(body: AsyncIterator[bytes]) -> StreamingResponse:
     return StreamingResponse(body, media_type="text/event-stream", headers=HEADERS)
 
 
-def run_stream(pool: AsyncConnectionPool, hub: RunEventHub, run_id: str, after: int = 0) -> StreamingResponse:
+def run_stream(pool: DbPool, hub: RunEventHub, run_id: str, after: int = 0) -> StreamingResponse:
     return stream_response(run_events(pool, hub, run_id, after))
 
 
 # --- cursors for the streaming variants of create / submit ----------------------------------------
 
 
-async def last_seq(pool: AsyncConnectionPool, run_id: str) -> int:
+async def last_seq(pool: DbPool, run_id: str) -> int:
     """The run's newest event: a stream that starts after it shows only what happens next."""
     async with pool.connection() as conn:
         row: Any = await (
@@ -364,7 +362,7 @@ async def last_seq(pool: AsyncConnectionPool, run_id: str) -> int:
     return int(row["seq"]) if row else 0
 
 
-async def reserve_seq(pool: AsyncConnectionPool) -> int:
+async def reserve_seq(pool: DbPool) -> int:
     """A log position taken before a thread is created, so `thread.created` sorts before the run's
     own events (`thread.run.created`) and resumes like any other event."""
     async with pool.connection() as conn:
@@ -375,9 +373,7 @@ async def reserve_seq(pool: AsyncConnectionPool) -> int:
     return int(row["seq"])
 
 
-async def record_thread_created(
-    pool: AsyncConnectionPool, run_id: str, seq: int, thread: dict[str, Any]
-) -> None:
+async def record_thread_created(pool: DbPool, run_id: str, seq: int, thread: dict[str, Any]) -> None:
     async with pool.connection() as conn:
         await conn.execute(
             "INSERT INTO run_events (seq, run_id, event, data) VALUES (%s, %s, 'thread.created', %s)",

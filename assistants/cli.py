@@ -11,11 +11,18 @@ from pathlib import Path
 
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", type=Path, default=None, help="state directory (default: $ASSISTANTS_DATA_DIR or ./.data)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="state directory (default: $ASSISTANTS_DATA_DIR or ./.data)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="assistants", description="Self-hosted OpenAI Assistants API server")
+    parser = argparse.ArgumentParser(
+        prog="assistants", description="Self-hosted OpenAI Assistants API server"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     up = sub.add_parser("up", help="start the whole stack in the foreground")
@@ -30,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run a worker alone")
     worker.add_argument("--queue", action="append", choices=["runs", "inference", "all"], default=None)
 
-    prep = sub.add_parser("prepare-model", help="convert the bundled default model into the data dir (idempotent)")
+    prep = sub.add_parser(
+        "prepare-model", help="convert the bundled default model into the data dir (idempotent)"
+    )
     _data_dir_arg(prep)
 
     keys = sub.add_parser("keys", help="manage API keys")
@@ -49,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     ssub = sandbox.add_subparsers(dest="sandbox_command", required=True)
     sr = ssub.add_parser("run", help="run CODE in a fresh sandbox; prints one JSON object last")
     _data_dir_arg(sr)
-    sr.add_argument("--file", action="append", default=[], dest="files", help="a File id to place in /mnt/data")
+    sr.add_argument(
+        "--file", action="append", default=[], dest="files", help="a File id to place in /mnt/data"
+    )
     sr.add_argument("--project", default="default", help="project that owns the Files the code produces")
     sr.add_argument("code", nargs=argparse.REMAINDER)
 

@@ -18,12 +18,15 @@ def ranking_options(tool: dict[str, Any] | None) -> dict[str, Any]:
     """The effective ranking_options of a `{"type": "file_search", "file_search": {...}}` tool."""
     given = ((tool or {}).get("file_search") or {}).get("ranking_options") or {}
     ranker = given.get("ranker") or "auto"
-    return {"ranker": DEFAULT_RANKING["ranker"] if ranker == "auto" else ranker,
-            "score_threshold": float(given.get("score_threshold") or 0.0)}
+    return {
+        "ranker": DEFAULT_RANKING["ranker"] if ranker == "auto" else ranker,
+        "score_threshold": float(given.get("score_threshold") or 0.0),
+    }
 
 
-def file_search_step_details(call_id: str, output: FileSearchOutput, ranking: dict[str, Any],
-                             include_content: bool = True) -> dict[str, Any]:
+def file_search_step_details(
+    call_id: str, output: FileSearchOutput, ranking: dict[str, Any], include_content: bool = True
+) -> dict[str, Any]:
     """`step_details` of a file_search tool-call step, in the official shape. Result `content` is
     only returned when the caller asked for `step_details.tool_calls[*].file_search.results[*].content`
     in `include[]`; pass include_content accordingly when presenting the step."""
@@ -35,8 +38,13 @@ def file_search_step_details(call_id: str, output: FileSearchOutput, ranking: di
         results.append(item)
     return {
         "type": "tool_calls",
-        "tool_calls": [{"id": call_id, "type": "file_search",
-                        "file_search": {"ranking_options": ranking, "results": results}}],
+        "tool_calls": [
+            {
+                "id": call_id,
+                "type": "file_search",
+                "file_search": {"ranking_options": ranking, "results": results},
+            }
+        ],
     }
 
 
@@ -59,6 +67,13 @@ def file_citation_annotations(text: str, output: FileSearchOutput) -> list[dict[
     for m in re.finditer(r"【(\d+)(?::\d+)?†[^】]*】", text):
         n = int(m.group(1))
         if 0 <= n < len(output.results):
-            out.append({"type": "file_citation", "text": m.group(0), "start_index": m.start(), "end_index": m.end(),
-                        "file_citation": {"file_id": output.results[n].file_id}})
+            out.append(
+                {
+                    "type": "file_citation",
+                    "text": m.group(0),
+                    "start_index": m.start(),
+                    "end_index": m.end(),
+                    "file_citation": {"file_id": output.results[n].file_id},
+                }
+            )
     return out

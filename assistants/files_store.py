@@ -8,48 +8,67 @@ from __future__ import annotations
 import asyncio
 import io
 
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
+from assistants.db.pool import Pool as DbPool
+from assistants.db.pool import make_pool
 from assistants.ids import new_file_id
 from assistants.objects import now
 from assistants.storage.base import FileStorage
 
 
 class FilesStore:
-    def __init__(self, pool: AsyncConnectionPool | None, storage: FileStorage, max_bytes: int, url: str | None = None) -> None:
+    def __init__(
+        self, pool: DbPool | None, storage: FileStorage, max_bytes: int, url: str | None = None
+    ) -> None:
         """Give a pool, or a database URL for a pool opened on first use (in the caller's loop)."""
         self._pool, self.storage, self.max_bytes, self._url = pool, storage, max_bytes, url
 
     @property
-    def pool(self) -> AsyncConnectionPool:
+    def pool(self) -> DbPool:
         if self._pool is None:
             assert self._url is not None
-            self._pool = AsyncConnectionPool(self._url, min_size=1, max_size=2, open=False,
-                                             kwargs={"row_factory": dict_row, "autocommit": True})
+            self._pool = make_pool(self._url, max_size=2)
         return self._pool
 
-    async def _ready(self) -> AsyncConnectionPool:
+    async def _ready(self) -> DbPool:
         pool = self.pool
         if self._url is not None and pool.closed:
             await pool.open(wait=True, timeout=30)
         return pool
 
-    async def put(self, project_id: str, filename: str, data: bytes, purpose: str = "assistants_output") -> str:
+    async def put(
+        self, project_id: str, filename: str, data: bytes, purpose: str = "assistants_output"
+    ) -> str:
         file_id = new_file_id()
-        size = await asyncio.to_thread(self.storage.put, project_id, file_id, io.BytesIO(data), self.max_bytes)
-        obj = {"id": file_id, "object": "file", "bytes": size, "created_at": now(), "filename": filename,
-               "purpose": purpose, "status": "processed", "status_details": None, "expires_at": None}
+        size = await asyncio.to_thread(
+            self.storage.put, project_id, file_id, io.BytesIO(data), self.max_bytes
+        )
+        obj = {
+            "id": file_id,
+            "object": "file",
+            "bytes": size,
+            "created_at": now(),
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+            "status_details": None,
+            "expires_at": None,
+        }
         async with (await self._ready()).connection() as conn:
-            await conn.execute("INSERT INTO files (id, project_id, purpose, created_at, data) VALUES (%s, %s, %s, %s, %s)",
-                               (file_id, project_id, purpose, obj["created_at"], Jsonb(obj)))
+            await conn.execute(
+                "INSERT INTO files (id, project_id, purpose, created_at, data) VALUES (%s, %s, %s, %s, %s)",
+                (file_id, project_id, purpose, obj["created_at"], Jsonb(obj)),
+            )
         return file_id
 
     async def get(self, file_id: str) -> tuple[str, bytes]:
         async with (await self._ready()).connection() as conn:
-            row = await (await conn.execute("SELECT project_id, data->>'filename' AS filename FROM files WHERE id = %s",
-                                            (file_id,))).fetchone()
+            row = await (
+                await conn.execute(
+                    "SELECT project_id, data->>'filename' AS filename FROM files WHERE id = %s", (file_id,)
+                )
+            ).fetchone()
         if row is None:
             raise FileNotFoundError(f"no file {file_id}")
         data = await asyncio.to_thread(self.storage.read, row["project_id"], file_id)

@@ -268,6 +268,8 @@ class WebhookDeliveryFailed:
     event_id: str
     webhook_id: str
     error: str
+
+
 # --- end webhooks ---------------------------------------------------------------------------
 
 

@@ -27,8 +27,10 @@ def ensure_project(conn: psycopg.Connection, name: str) -> str:
     if row:
         return row[0]
     project_id = new_id("proj")
-    conn.execute("INSERT INTO projects (id, name, created_at) VALUES (%s, %s, %s) ON CONFLICT (name) DO NOTHING",
-                 (project_id, name, int(time.time())))
+    conn.execute(
+        "INSERT INTO projects (id, name, created_at) VALUES (%s, %s, %s) ON CONFLICT (name) DO NOTHING",
+        (project_id, name, int(time.time())),
+    )
     return conn.execute("SELECT id FROM projects WHERE name = %s", (name,)).fetchone()[0]  # type: ignore[index]
 
 
@@ -58,5 +60,7 @@ def list_keys(conn: psycopg.Connection) -> list[tuple]:
 
 
 def revoke_key(conn: psycopg.Connection, key_id: str) -> bool:
-    cur = conn.execute("UPDATE api_keys SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL", (int(time.time()), key_id))
+    cur = conn.execute(
+        "UPDATE api_keys SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL", (int(time.time()), key_id)
+    )
     return cur.rowcount > 0

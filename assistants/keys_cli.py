@@ -17,7 +17,9 @@ def run_keys(args: argparse.Namespace) -> int:
     with ensure_database(get_settings()) as url, psycopg.connect(url, autocommit=True) as conn:
         if args.keys_command == "create":
             created = create_key(conn, args.project, args.name)
-            print(f"# key {created.id} for project {args.project} ({created.project_id}); it is shown only once")  # noqa: T201
+            print(
+                f"# key {created.id} for project {args.project} ({created.project_id}); it is shown only once"
+            )  # noqa: T201
             print(created.key)  # noqa: T201
             return 0
         if args.keys_command == "list":

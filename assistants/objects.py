@@ -47,7 +47,12 @@ def message_content(body: MessageCreate) -> list[dict[str, Any]]:
 
 
 def message_object(
-    msg_id: str, thread_id: str, body: MessageCreate, *, assistant_id: str | None = None, run_id: str | None = None
+    msg_id: str,
+    thread_id: str,
+    body: MessageCreate,
+    *,
+    assistant_id: str | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     created = now()
     attachments = [dump(a) for a in body.attachments or []]

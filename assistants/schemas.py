@@ -59,7 +59,7 @@ class FunctionDefinition(Strict):
         except jsonschema.SchemaError as exc:
             raise ValueError(f"parameters is not a valid JSON Schema: {exc.message}") from None
         if v.get("type", "object") != "object":
-            raise ValueError("parameters must describe an object (\"type\": \"object\")")
+            raise ValueError('parameters must describe an object ("type": "object")')
         return v
 
 
@@ -70,11 +70,11 @@ class FunctionTool(Strict):
 
 class RankingOptions(Strict):
     ranker: Literal["auto", "default_2024_08_21"] = "auto"
-    score_threshold: float = Field(0.0, ge=0.0, le=1.0)
+    score_threshold: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
 class FileSearchSettings(Strict):
-    max_num_results: int | None = Field(None, ge=1, le=50)
+    max_num_results: int | None = Field(default=None, ge=1, le=50)
     ranking_options: RankingOptions | None = None
 
 
@@ -93,7 +93,9 @@ class RetrievalTool(Strict):
     type: Literal["retrieval"]
 
 
-Tool = Annotated[FunctionTool | FileSearchTool | CodeInterpreterTool | RetrievalTool, Field(discriminator="type")]
+Tool = Annotated[
+    FunctionTool | FileSearchTool | CodeInterpreterTool | RetrievalTool, Field(discriminator="type")
+]
 
 
 def _check_tools(tools: list[Any] | None) -> list[Any] | None:
@@ -160,20 +162,22 @@ class ResponseFormatJSONSchema(Strict):
 
 ResponseFormat = (
     Literal["auto"]
-    | Annotated[ResponseFormatText | ResponseFormatJSONObject | ResponseFormatJSONSchema, Field(discriminator="type")]
+    | Annotated[
+        ResponseFormatText | ResponseFormatJSONObject | ResponseFormatJSONSchema, Field(discriminator="type")
+    ]
     | None
 )
 
 
 class AssistantFields(Strict):
-    name: str | None = Field(None, max_length=256)
-    description: str | None = Field(None, max_length=512)
-    instructions: str | None = Field(None, max_length=256_000)
+    name: str | None = Field(default=None, max_length=256)
+    description: str | None = Field(default=None, max_length=512)
+    instructions: str | None = Field(default=None, max_length=256_000)
     tools: list[Tool] | None = None
     tool_resources: ToolResources | None = None
     metadata: Metadata = None
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, ge=0, le=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
     response_format: ResponseFormat = None
     reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
     file_ids: list[str] | None = None  # v1
@@ -252,7 +256,7 @@ class MessageUpdate(Strict):
 
 
 class ThreadCreate(Strict):
-    messages: list[MessageCreate] | None = Field(None, max_length=32)
+    messages: list[MessageCreate] | None = Field(default=None, max_length=32)
     tool_resources: ToolResources | None = None
     metadata: Metadata = None
     _meta = field_validator("metadata")(_check_metadata)
@@ -266,7 +270,7 @@ class ThreadUpdate(Strict):
 
 class TruncationStrategy(Strict):
     type: Literal["auto", "last_messages"]
-    last_messages: int | None = Field(None, ge=1)
+    last_messages: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _needs_count(self) -> TruncationStrategy:
@@ -293,14 +297,14 @@ ToolChoice = Literal["none", "auto", "required"] | FunctionChoice | BuiltinChoic
 
 class RunOptions(Strict):
     model: str | None = None
-    instructions: str | None = Field(None, max_length=256_000)
+    instructions: str | None = Field(default=None, max_length=256_000)
     tools: list[Tool] | None = None
     metadata: Metadata = None
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, ge=0, le=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
     stream: bool | None = None
-    max_prompt_tokens: int | None = Field(None, ge=256)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_prompt_tokens: int | None = Field(default=None, ge=256)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
     truncation_strategy: TruncationStrategy | None = None
     tool_choice: ToolChoice = None
     parallel_tool_calls: bool | None = None
@@ -313,8 +317,8 @@ class RunOptions(Strict):
 
 class RunCreate(RunOptions):
     assistant_id: str
-    additional_instructions: str | None = Field(None, max_length=256_000)
-    additional_messages: list[MessageCreate] | None = Field(None, max_length=32)
+    additional_instructions: str | None = Field(default=None, max_length=256_000)
+    additional_messages: list[MessageCreate] | None = Field(default=None, max_length=32)
 
 
 class ThreadAndRunCreate(RunOptions):

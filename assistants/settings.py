@@ -25,7 +25,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".data")
 
     # Connections. Unset = the embedded servers that `assistants up` starts in data_dir.
-    database_url: str | None = Field(default=None, validation_alias=AliasChoices("DATABASE_URL", "ASSISTANTS_DATABASE_URL"))
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "ASSISTANTS_DATABASE_URL")
+    )
     temporal_address: str | None = Field(
         default=None, validation_alias=AliasChoices("TEMPORAL_ADDRESS", "ASSISTANTS_TEMPORAL_ADDRESS")
     )
@@ -61,7 +63,9 @@ class Settings(BaseSettings):
     max_run_expires_seconds: int = 7 * 24 * 3600
 
     # Code interpreter.
-    e2b_api_key: str | None = Field(default=None, validation_alias=AliasChoices("E2B_API_KEY", "ASSISTANTS_E2B_API_KEY"))
+    e2b_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("E2B_API_KEY", "ASSISTANTS_E2B_API_KEY")
+    )
 
     # --- Code-interpreter sandbox (activities/sandbox; owner: sandbox) -------------------------
     # Local backend limits, per sandbox. Env: ASSISTANTS_SANDBOX_<NAME>.
@@ -108,9 +112,15 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.env == "production":
-            missing = [n for n, v in (("DATABASE_URL", self.database_url), ("TEMPORAL_ADDRESS", self.temporal_address)) if not v]
+            missing = [
+                n
+                for n, v in (("DATABASE_URL", self.database_url), ("TEMPORAL_ADDRESS", self.temporal_address))
+                if not v
+            ]
             if missing:
-                raise ValueError(f"ASSISTANTS_ENV=production needs {', '.join(missing)} (no embedded servers in production)")
+                raise ValueError(
+                    f"ASSISTANTS_ENV=production needs {', '.join(missing)} (no embedded servers in production)"
+                )
         return self
 
     @property
@@ -119,7 +129,9 @@ class Settings(BaseSettings):
 
     def model_paths(self) -> dict[str, str]:
         """Public model name -> HF id or local path (the default model maps to its prepared folder)."""
-        out: dict[str, str] = {self.default_model: str(self.resolved_data_dir / "models" / self.default_model)}
+        out: dict[str, str] = {
+            self.default_model: str(self.resolved_data_dir / "models" / self.default_model)
+        }
         for item in filter(None, (p.strip() for p in self.models.split(","))):
             name, _, path = item.partition("=")
             out[name.strip()] = (path or name).strip()

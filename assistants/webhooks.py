@@ -66,12 +66,22 @@ def signed_headers(secret: str, event_id: str, body: bytes, timestamp: int | Non
     }
 
 
-def verify(secret: str, headers: Mapping[str, str], body: bytes, *, tolerance: int = DEFAULT_TOLERANCE_SECONDS,
-           now: int | None = None) -> None:
+def verify(
+    secret: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    tolerance: int = DEFAULT_TOLERANCE_SECONDS,
+    now: int | None = None,
+) -> None:
     """Raise InvalidSignature unless `body` was signed with `secret` within `tolerance` seconds."""
     lower = {k.lower(): v for k, v in headers.items()}
     try:
-        event_id, ts_text, sig_header = lower["webhook-id"], lower["webhook-timestamp"], lower["webhook-signature"]
+        event_id, ts_text, sig_header = (
+            lower["webhook-id"],
+            lower["webhook-timestamp"],
+            lower["webhook-signature"],
+        )
         ts = int(ts_text)
     except (KeyError, ValueError):
         raise InvalidSignature("missing or malformed webhook headers") from None
@@ -102,8 +112,16 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-def endpoint_object(webhook_id: str, *, url: str, event_types: list[str], name: str, secret: str, created_at: int,
-                    updated_at: int | None = None) -> dict[str, Any]:
+def endpoint_object(
+    webhook_id: str,
+    *,
+    url: str,
+    event_types: list[str],
+    name: str,
+    secret: str,
+    created_at: int,
+    updated_at: int | None = None,
+) -> dict[str, Any]:
     """The public `webhook_endpoint` object (the official SDK's shape), without its secret."""
     return {
         "id": webhook_id,
@@ -133,5 +151,10 @@ def event_id_for(run: Mapping[str, Any]) -> str:
 def run_event(run: Mapping[str, Any], created_at: int) -> dict[str, Any]:
     """The event POSTed for a run that reached `run["status"]`; `data` is the run as the API shows it."""
     public = {k: v for k, v in run.items() if not k.startswith("_")}
-    return {"id": event_id_for(run), "object": "event", "type": f"thread.run.{run['status']}", "created_at": created_at,
-            "data": public}
+    return {
+        "id": event_id_for(run),
+        "object": "event",
+        "type": f"thread.run.{run['status']}",
+        "created_at": created_at,
+        "data": public,
+    }

@@ -46,7 +46,9 @@ def run_webhooks(args: argparse.Namespace) -> int:
             except ValueError as exc:
                 print(f"invalid webhook URL {args.url!r}: {exc}", file=sys.stderr)  # noqa: T201
                 return 2
-            print(f"# webhook {created['id']} for project {args.project}; its signing secret is shown only once")  # noqa: T201
+            print(
+                f"# webhook {created['id']} for project {args.project}; its signing secret is shown only once"
+            )  # noqa: T201
             print(json.dumps(created))  # noqa: T201
             return 0
         if args.webhooks_command == "list":

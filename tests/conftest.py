@@ -61,5 +61,6 @@ def model_name() -> str:
 @pytest.fixture(scope="session")
 def assistant(client: openai.OpenAI, model_name: str):  # type: ignore[no-untyped-def]
     """A deterministic (greedy) assistant shared by tests that only read it."""
-    return client.beta.assistants.create(model=model_name, name="e2e", instructions="You are a helpful assistant. Be brief.",
-                                         temperature=0)
+    return client.beta.assistants.create(
+        model=model_name, name="e2e", instructions="You are a helpful assistant. Be brief.", temperature=0
+    )

@@ -74,35 +74,81 @@ def corpus() -> dict[str, tuple[bytes, str, str]]:
     """filename -> (bytes, paraphrased question, rare exact term)."""
     if CORPUS:
         return CORPUS
-    CORPUS.update({
-        "volcano.txt": (b"Mount Kelvaro is a stratovolcano. Its last eruption buried the valley in ash and lava flows "
-                        b"destroyed three villages. Magma chambers beneath it are monitored by seismographs.",
-                        "which mountain erupted and covered a valley with ash?", "Kelvaro"),
-        "baking.md": (b"# Sourdough guide\n\nFeed the starter with flour and water, let the dough rise overnight, "
-                      b"then bake the bread at 250 degrees. The Quibbleton method folds the dough every hour.",
-                      "how do I make bread rise with a starter?", "Quibbleton"),
-        "page.html": (b"<html><head><title>Tide pools</title><script>var x=1;</script></head><body><h1>Tide pools</h1>"
-                      b"<p>Starfish, sea anemones and crabs live in rocky tide pools along the ocean shore. "
-                      b"The Vembrook reef hosts rare purple urchins.</p></body></html>",
-                      "what animals live in rocky pools by the sea?", "Vembrook"),
-        "salaries.csv": (b"employee,department,salary\nAlice Zentrova,Engineering,120000\nBob Marsh,Finance,95000\n",
-                         "how much is the engineering employee paid?", "Zentrova"),
-        "config.json": (json.dumps({"service": "payment gateway", "retries": 3, "timeout_seconds": 30,
-                                    "provider": "Plixtor payments processor for credit card transactions"}).encode(),
-                        "what handles credit card transactions in the payment gateway?", "Plixtor"),
-        "report.pdf": (make_pdf("Quarterly astronomy report.\nThe telescope observed a comet near Jupiter.\n"
-                                "Comet Draxley-7 has a bright tail of ice and dust."),
-                       "what did the telescope see near a planet?", "Draxley"),
-        "minutes.docx": (make_docx(["Board meeting minutes.", "The board approved the new hospital wing for cardiology "
-                                    "patients.", "Dr. Ophelant will lead the heart surgery department."],
-                                   [["item", "cost"], ["hospital wing", "4 million"]]),
-                         "who will run the cardiac surgery unit?", "Ophelant"),
-        "deck.pptx": (make_pptx([("Electric cars", "Battery range of electric vehicles improved to 500 km."),
-                                 ("Charging", "The Trundex fast charger fills a car battery in twenty minutes.")]),
-                      "how quickly can an EV battery be recharged?", "Trundex"),
-        "sort.py": (b"def bubble_sort(items):\n    \"\"\"Sort a list in place by swapping neighbours (Wobbleford order).\"\"\"\n"
-                    b"    for i in range(len(items)):\n        for j in range(len(items) - i - 1):\n"
-                    b"            if items[j] > items[j + 1]:\n                items[j], items[j + 1] = items[j + 1], items[j]\n",
-                    "function that orders a list by swapping adjacent elements", "Wobbleford"),
-    })
+    CORPUS.update(
+        {
+            "volcano.txt": (
+                b"Mount Kelvaro is a stratovolcano. Its last eruption buried the valley in ash and lava flows "
+                b"destroyed three villages. Magma chambers beneath it are monitored by seismographs.",
+                "which mountain erupted and covered a valley with ash?",
+                "Kelvaro",
+            ),
+            "baking.md": (
+                b"# Sourdough guide\n\nFeed the starter with flour and water, let the dough rise overnight, "
+                b"then bake the bread at 250 degrees. The Quibbleton method folds the dough every hour.",
+                "how do I make bread rise with a starter?",
+                "Quibbleton",
+            ),
+            "page.html": (
+                b"<html><head><title>Tide pools</title><script>var x=1;</script></head><body><h1>Tide pools</h1>"
+                b"<p>Starfish, sea anemones and crabs live in rocky tide pools along the ocean shore. "
+                b"The Vembrook reef hosts rare purple urchins.</p></body></html>",
+                "what animals live in rocky pools by the sea?",
+                "Vembrook",
+            ),
+            "salaries.csv": (
+                b"employee,department,salary\nAlice Zentrova,Engineering,120000\nBob Marsh,Finance,95000\n",
+                "how much is the engineering employee paid?",
+                "Zentrova",
+            ),
+            "config.json": (
+                json.dumps(
+                    {
+                        "service": "payment gateway",
+                        "retries": 3,
+                        "timeout_seconds": 30,
+                        "provider": "Plixtor payments processor for credit card transactions",
+                    }
+                ).encode(),
+                "what handles credit card transactions in the payment gateway?",
+                "Plixtor",
+            ),
+            "report.pdf": (
+                make_pdf(
+                    "Quarterly astronomy report.\nThe telescope observed a comet near Jupiter.\n"
+                    "Comet Draxley-7 has a bright tail of ice and dust."
+                ),
+                "what did the telescope see near a planet?",
+                "Draxley",
+            ),
+            "minutes.docx": (
+                make_docx(
+                    [
+                        "Board meeting minutes.",
+                        "The board approved the new hospital wing for cardiology patients.",
+                        "Dr. Ophelant will lead the heart surgery department.",
+                    ],
+                    [["item", "cost"], ["hospital wing", "4 million"]],
+                ),
+                "who will run the cardiac surgery unit?",
+                "Ophelant",
+            ),
+            "deck.pptx": (
+                make_pptx(
+                    [
+                        ("Electric cars", "Battery range of electric vehicles improved to 500 km."),
+                        ("Charging", "The Trundex fast charger fills a car battery in twenty minutes."),
+                    ]
+                ),
+                "how quickly can an EV battery be recharged?",
+                "Trundex",
+            ),
+            "sort.py": (
+                b'def bubble_sort(items):\n    """Sort a list in place by swapping neighbours (Wobbleford order)."""\n'
+                b"    for i in range(len(items)):\n        for j in range(len(items) - i - 1):\n"
+                b"            if items[j] > items[j + 1]:\n                items[j], items[j + 1] = items[j + 1], items[j]\n",
+                "function that orders a list by swapping adjacent elements",
+                "Wobbleford",
+            ),
+        }
+    )
     return CORPUS

@@ -23,6 +23,7 @@ from workflows.run import RunWorkflow  # noqa: E402
 async def main() -> None:
     path = str(Path(sys.executable).parent / "temporal-test-server")
     async with await WorkflowEnvironment.start_time_skipping(test_server_existing_path=path) as env:
+
         async def plain(handle):  # type: ignore[no-untyped-def]
             await handle.result()
             return await handle.fetch_history()
@@ -34,8 +35,10 @@ async def main() -> None:
 
         async def tool(handle):  # type: ignore[no-untyped-def]
             await _wait_for(lambda: fake.required)
-            await handle.execute_update(RunWorkflow.submit_tool_outputs,
-                                        ToolOutputsInput(run_id="", project_id="", step_id="", outputs={"call_1": "18C"}))
+            await handle.execute_update(
+                RunWorkflow.submit_tool_outputs,
+                ToolOutputsInput(run_id="", project_id="", step_id="", outputs={"call_1": "18C"}),
+            )
             await handle.result()
             return await handle.fetch_history()
 

@@ -32,8 +32,13 @@ def test_models_and_auth(stack: StackHandle, client: openai.OpenAI) -> None:
         assert set(r.json()["error"]) == {"message", "type", "param", "code"}
 
 
-def test_assistant_crud_and_pagination(client: openai.OpenAI, other_client: openai.OpenAI, model_name: str) -> None:
-    created = [client.beta.assistants.create(model=model_name, name=f"a{i}", metadata={"i": str(i)}) for i in range(5)]
+def test_assistant_crud_and_pagination(
+    client: openai.OpenAI, other_client: openai.OpenAI, model_name: str
+) -> None:
+    created = [
+        client.beta.assistants.create(model=model_name, name=f"a{i}", metadata={"i": str(i)})
+        for i in range(5)
+    ]
     got = client.beta.assistants.retrieve(created[0].id)
     assert (got.name, got.metadata, got.object) == ("a0", {"i": "0"}, "assistant")
     assert client.beta.assistants.update(created[0].id, instructions="new").instructions == "new"
@@ -65,24 +70,48 @@ def test_bad_input_is_a_clear_400(stack: StackHandle, api_key: str, client: open
         ("POST", "/assistants", b"{not json", "content-type: json"),
         ("POST", "/assistants", json.dumps({"model": 5}).encode(), None),
         ("POST", "/assistants", json.dumps({"model": "nope"}).encode(), None),
-        ("POST", "/assistants", json.dumps({"model": "smollm2-135m-instruct", "temperature": 9}).encode(), None),
-        ("POST", "/assistants", json.dumps({"model": "smollm2-135m-instruct", "tools": [{"type": "browser"}]}).encode(), None),
-        ("POST", "/assistants", json.dumps({"model": "smollm2-135m-instruct", "metadata": {"k": "v" * 600}}).encode(), None),
+        (
+            "POST",
+            "/assistants",
+            json.dumps({"model": "smollm2-135m-instruct", "temperature": 9}).encode(),
+            None,
+        ),
+        (
+            "POST",
+            "/assistants",
+            json.dumps({"model": "smollm2-135m-instruct", "tools": [{"type": "browser"}]}).encode(),
+            None,
+        ),
+        (
+            "POST",
+            "/assistants",
+            json.dumps({"model": "smollm2-135m-instruct", "metadata": {"k": "v" * 600}}).encode(),
+            None,
+        ),
         ("POST", "/assistants", json.dumps({"model": "smollm2-135m-instruct", "bogus": 1}).encode(), None),
         ("GET", "/assistants?limit=101", None, None),
         ("GET", "/assistants?order=sideways", None, None),
         ("POST", "/threads", json.dumps({"messages": [{"role": "robot", "content": "x"}]}).encode(), None),
     ]
     for method, path, body, _ in cases:
-        r = httpx.request(method, stack.base_url + path, headers={**h, "content-type": "application/json"}, content=body)
+        r = httpx.request(
+            method, stack.base_url + path, headers={**h, "content-type": "application/json"}, content=body
+        )
         assert r.status_code == 400, (path, body, r.text)
         err = r.json()["error"]
         assert err["type"] == "invalid_request_error" and err["message"]
-    huge = httpx.post(stack.base_url + "/threads", headers={**h, "content-type": "application/json"},
-                      content=b'{"metadata": {"a": "' + b"x" * (3 * 1024 * 1024) + b'"}}')
+    huge = httpx.post(
+        stack.base_url + "/threads",
+        headers={**h, "content-type": "application/json"},
+        content=b'{"metadata": {"a": "' + b"x" * (3 * 1024 * 1024) + b'"}}',
+    )
     assert huge.status_code == 413 and huge.json()["error"]["code"] == "request_too_large"
     thread = client.beta.threads.create()
-    for path in (f"/threads/{thread.id}/runs/run_nope", "/threads/thread_nope/messages", "/assistants/asst_nope"):
+    for path in (
+        f"/threads/{thread.id}/runs/run_nope",
+        "/threads/thread_nope/messages",
+        "/assistants/asst_nope",
+    ):
         assert httpx.get(stack.base_url + path, headers=h).status_code == 404
     with pytest.raises(openai.NotFoundError):
         client.beta.threads.runs.create(thread_id=thread.id, assistant_id="asst_nope")
@@ -94,10 +123,14 @@ def test_thread_message_crud(client: openai.OpenAI, other_client: openai.OpenAI)
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "one"}], metadata={"k": "v"})
     assert client.beta.threads.retrieve(thread.id).metadata == {"k": "v"}
     assert client.beta.threads.update(thread.id, metadata={"k": "w"}).metadata == {"k": "w"}
-    m2 = client.beta.threads.messages.create(thread.id, role="user", content=[{"type": "text", "text": "two"}])
+    m2 = client.beta.threads.messages.create(
+        thread.id, role="user", content=[{"type": "text", "text": "two"}]
+    )
     listed = client.beta.threads.messages.list(thread.id, order="asc")
     assert [_text(m) for m in listed] == ["one", "two"]
-    assert client.beta.threads.messages.update(m2.id, thread_id=thread.id, metadata={"x": "y"}).metadata == {"x": "y"}
+    assert client.beta.threads.messages.update(m2.id, thread_id=thread.id, metadata={"x": "y"}).metadata == {
+        "x": "y"
+    }
     with pytest.raises(openai.NotFoundError):
         other_client.beta.threads.messages.list(thread.id)
     with pytest.raises(openai.NotFoundError):
@@ -109,9 +142,12 @@ def test_thread_message_crud(client: openai.OpenAI, other_client: openai.OpenAI)
 
 
 def test_run_completes_with_model_text_usage_and_step(client: openai.OpenAI, assistant) -> None:  # type: ignore[no-untyped-def]
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "What is the capital of France?"}])
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=200,
-                                                    metadata={"case": "basic"})
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "What is the capital of France?"}]
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=200, metadata={"case": "basic"}
+    )
     assert run.status == "completed", run.last_error
     assert run.started_at and run.completed_at and run.metadata == {"case": "basic"}
     assert run.usage and run.usage.prompt_tokens > 10 and run.usage.completion_tokens > 0
@@ -125,14 +161,18 @@ def test_run_completes_with_model_text_usage_and_step(client: openai.OpenAI, ass
     assert [(s.type, s.status) for s in steps] == [("message_creation", "completed")]
     assert steps.data[0].step_details.message_creation.message_id == answer.id
     assert steps.data[0].usage.completion_tokens == run.usage.completion_tokens
-    assert client.beta.threads.runs.update(run.id, thread_id=thread.id, metadata={"k": "v"}).metadata == {"k": "v"}
+    assert client.beta.threads.runs.update(run.id, thread_id=thread.id, metadata={"k": "v"}).metadata == {
+        "k": "v"
+    }
     assert [r.id for r in client.beta.threads.runs.list(thread_id=thread.id)] == [run.id]
 
 
 def test_create_and_run_and_max_completion_tokens(client: openai.OpenAI, assistant) -> None:  # type: ignore[no-untyped-def]
     run = client.beta.threads.create_and_run_poll(
-        assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "Write a long story about a cat."}]},
-        max_completion_tokens=6, poll_interval_ms=200,
+        assistant_id=assistant.id,
+        thread={"messages": [{"role": "user", "content": "Write a long story about a cat."}]},
+        max_completion_tokens=6,
+        poll_interval_ms=200,
     )
     assert run.status == "incomplete" and run.incomplete_details.reason == "max_completion_tokens"
     assert run.usage.completion_tokens == 6
@@ -141,27 +181,49 @@ def test_create_and_run_and_max_completion_tokens(client: openai.OpenAI, assista
 
 
 def test_instructions_truncation_and_prompt_budget(client: openai.OpenAI, assistant) -> None:  # type: ignore[no-untyped-def]
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"Note {i}: " + "blah " * 60} for i in range(8)])
-    run = client.beta.threads.runs.create_and_poll(
-        thread_id=thread.id, assistant_id=assistant.id, instructions="Reply with one word.",
-        additional_instructions="Be polite.", truncation_strategy={"type": "last_messages", "last_messages": 1},
-        additional_messages=[{"role": "user", "content": "Say hello."}], max_completion_tokens=8, poll_interval_ms=200,
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": f"Note {i}: " + "blah " * 60} for i in range(8)]
     )
-    assert run.status in ("completed", "incomplete") and run.instructions == "Reply with one word.\n\nBe polite."
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        instructions="Reply with one word.",
+        additional_instructions="Be polite.",
+        truncation_strategy={"type": "last_messages", "last_messages": 1},
+        additional_messages=[{"role": "user", "content": "Say hello."}],
+        max_completion_tokens=8,
+        poll_interval_ms=200,
+    )
+    assert (
+        run.status in ("completed", "incomplete") and run.instructions == "Reply with one word.\n\nBe polite."
+    )
     # Only the last message (plus instructions) was in the prompt.
     assert run.usage.prompt_tokens < 80
-    full = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, max_prompt_tokens=256,
-                                                     truncation_strategy={"type": "last_messages", "last_messages": 20},
-                                                     poll_interval_ms=200)
+    full = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        max_prompt_tokens=256,
+        truncation_strategy={"type": "last_messages", "last_messages": 20},
+        poll_interval_ms=200,
+    )
     assert full.status == "incomplete" and full.incomplete_details.reason == "max_prompt_tokens"
-    auto = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, max_prompt_tokens=300,
-                                                     max_completion_tokens=4, poll_interval_ms=200)
+    auto = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        max_prompt_tokens=300,
+        max_completion_tokens=4,
+        poll_interval_ms=200,
+    )
     assert auto.status in ("completed", "incomplete") and auto.usage.prompt_tokens <= 300
 
 
 def test_active_run_locks_thread_and_cancel(client: openai.OpenAI, assistant) -> None:  # type: ignore[no-untyped-def]
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Write a very long essay about rivers."}])
-    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=400)
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "Write a very long essay about rivers."}]
+    )
+    run = client.beta.threads.runs.create(
+        thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=400
+    )
     with pytest.raises(openai.BadRequestError, match="active"):
         client.beta.threads.messages.create(thread.id, role="user", content="hello?")
     with pytest.raises(openai.BadRequestError, match="active run"):
@@ -177,8 +239,11 @@ def test_active_run_locks_thread_and_cancel(client: openai.OpenAI, assistant) ->
 
 def test_run_is_a_visible_temporal_workflow(stack: StackHandle, client: openai.OpenAI, assistant) -> None:  # type: ignore[no-untyped-def]
     run = client.beta.threads.create_and_run_poll(
-        assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "Hi"}]}, max_completion_tokens=3,
-        poll_interval_ms=200)
+        assistant_id=assistant.id,
+        thread={"messages": [{"role": "user", "content": "Hi"}]},
+        max_completion_tokens=3,
+        poll_interval_ms=200,
+    )
     health = httpx.get(stack.api_url + "/health").json()
     ui, ns = health["temporal_ui"], health["temporal_namespace"]
     with urllib.request.urlopen(f"{ui}/namespaces/{ns}/workflows/{run.id}", timeout=10) as resp:
@@ -197,9 +262,15 @@ def test_run_is_a_visible_temporal_workflow(stack: StackHandle, client: openai.O
     assert {p.key.name: p.value for p in attrs}["AssistantId"] == assistant.id
 
 
-def test_worker_sigkill_mid_generation_gives_one_message(stack: StackHandle, client: openai.OpenAI, assistant) -> None:  # type: ignore[no-untyped-def]
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Write a long story about a dragon."}])
-    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=120)
+def test_worker_sigkill_mid_generation_gives_one_message(
+    stack: StackHandle, client: openai.OpenAI, assistant
+) -> None:  # type: ignore[no-untyped-def]
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "Write a long story about a dragon."}]
+    )
+    run = client.beta.threads.runs.create(
+        thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=120
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until tokens are flowing
         msgs = client.beta.threads.messages.list(thread.id, run_id=run.id).data

@@ -13,7 +13,13 @@ import pytest
 def test_upload_content_delete_round_trip_is_byte_exact(client: openai.OpenAI) -> None:
     data = os.urandom(300_000) + b"\x00\r\n\xff end"
     f = client.files.create(file=("blob.bin", data), purpose="user_data")
-    assert (f.object, f.bytes, f.filename, f.purpose, f.status) == ("file", len(data), "blob.bin", "user_data", "processed")
+    assert (f.object, f.bytes, f.filename, f.purpose, f.status) == (
+        "file",
+        len(data),
+        "blob.bin",
+        "user_data",
+        "processed",
+    )
     assert f.id.startswith("file-")
     assert client.files.retrieve(f.id) == f
     assert client.files.content(f.id).read() == data
@@ -51,8 +57,12 @@ def test_too_large_is_413(stack, client: openai.OpenAI) -> None:  # type: ignore
     # clients refuse to send less than they declare).
     url = httpx.URL(stack.base_url)  # .../v1
     with socket.create_connection((url.host, url.port or 80), timeout=30) as sock:
-        sock.sendall((f"POST {url.path}/files HTTP/1.1\r\nHost: {url.host}\r\nAuthorization: Bearer {client.api_key}\r\n"
-                      f"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: {64 * 1024**3}\r\n\r\n--x").encode())
+        sock.sendall(
+            (
+                f"POST {url.path}/files HTTP/1.1\r\nHost: {url.host}\r\nAuthorization: Bearer {client.api_key}\r\n"
+                f"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: {64 * 1024**3}\r\n\r\n--x"
+            ).encode()
+        )
         head = sock.recv(65536).decode(errors="replace")
     assert head.startswith("HTTP/1.1 413"), head
     assert "too large" in head
@@ -60,8 +70,11 @@ def test_too_large_is_413(stack, client: openai.OpenAI) -> None:  # type: ignore
 
 def test_files_are_scoped_to_their_project(client: openai.OpenAI, other_client: openai.OpenAI) -> None:
     f = client.files.create(file=("secret.txt", b"project A only"), purpose="assistants")
-    for call in (lambda: other_client.files.retrieve(f.id), lambda: other_client.files.content(f.id),
-                 lambda: other_client.files.delete(f.id)):
+    for call in (
+        lambda: other_client.files.retrieve(f.id),
+        lambda: other_client.files.content(f.id),
+        lambda: other_client.files.delete(f.id),
+    ):
         with pytest.raises(openai.NotFoundError):
             call()
     assert f.id not in [x.id for x in other_client.files.list()]

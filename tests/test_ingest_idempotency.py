@@ -31,8 +31,10 @@ class FakeEmbedder:
     def chunk(self, text: str, max_tokens: int, overlap: int) -> list[Chunk]:
         words = text.split()
         step = max_tokens - overlap
-        return [Chunk(i, 0, 0, len(words[s:s + max_tokens]), " ".join(words[s:s + max_tokens]))
-                for i, s in enumerate(range(0, max(1, len(words) - overlap), step))]
+        return [
+            Chunk(i, 0, 0, len(words[s : s + max_tokens]), " ".join(words[s : s + max_tokens]))
+            for i, s in enumerate(range(0, max(1, len(words) - overlap), step))
+        ]
 
     def embed(self, texts: list[str]) -> np.ndarray:
         rng = np.random.default_rng(len(texts))
@@ -60,22 +62,39 @@ async def _setup(pool: AsyncConnectionPool, tmp_path) -> tuple[RetrievalActiviti
     async with pool.connection() as conn:
         project = (await (await conn.execute("SELECT id FROM projects LIMIT 1")).fetchone())["id"]
         file_id, store_id = "file-" + new_id("t")[2:], new_id("vs")
-        await conn.execute("INSERT INTO files (id, project_id, purpose, created_at, data) VALUES (%s, %s, 'assistants', 0,"
-                           " jsonb_build_object('id', %s::text, 'filename', 'a.txt'))", (file_id, project, file_id))
-        await conn.execute("INSERT INTO file_texts (file_id, text) VALUES (%s, %s)", (file_id, " ".join(f"w{i}" for i in range(50))))
-        await conn.execute("INSERT INTO vector_stores (id, project_id, created_at, data) VALUES (%s, %s, 0, '{}')", (store_id, project))
+        await conn.execute(
+            "INSERT INTO files (id, project_id, purpose, created_at, data) VALUES (%s, %s, 'assistants', 0,"
+            " jsonb_build_object('id', %s::text, 'filename', 'a.txt'))",
+            (file_id, project, file_id),
+        )
+        await conn.execute(
+            "INSERT INTO file_texts (file_id, text) VALUES (%s, %s)",
+            (file_id, " ".join(f"w{i}" for i in range(50))),
+        )
+        await conn.execute(
+            "INSERT INTO vector_stores (id, project_id, created_at, data) VALUES (%s, %s, 0, '{}')",
+            (store_id, project),
+        )
         chunking = {"type": "static", "static": {"max_chunk_size_tokens": 10, "chunk_overlap_tokens": 2}}
         await insert_files(conn, project, store_id, [file_object(store_id, file_id, 0, chunking, None)])
     acts = RetrievalActivities(pool, LocalStorage(tmp_path), FakeEmbedder())  # type: ignore[arg-type]
-    return acts, IngestFileInput(project_id=project, vector_store_id=store_id, file_id=file_id,
-                                 max_chunk_size_tokens=10, chunk_overlap_tokens=2)
+    return acts, IngestFileInput(
+        project_id=project,
+        vector_store_id=store_id,
+        file_id=file_id,
+        max_chunk_size_tokens=10,
+        chunk_overlap_tokens=2,
+    )
 
 
 async def _chunks(pool: AsyncConnectionPool, inp: IngestFileInput) -> list[tuple[str, int]]:
     async with pool.connection() as conn:
-        rows = await (await conn.execute(
-            "SELECT id, chunk_index FROM vector_store_chunks WHERE vector_store_id = %s ORDER BY chunk_index",
-            (inp.vector_store_id,))).fetchall()
+        rows = await (
+            await conn.execute(
+                "SELECT id, chunk_index FROM vector_store_chunks WHERE vector_store_id = %s ORDER BY chunk_index",
+                (inp.vector_store_id,),
+            )
+        ).fetchall()
     return [(r["id"], r["chunk_index"]) for r in rows]
 
 
@@ -88,8 +107,10 @@ async def test_retried_embed_activity_writes_each_chunk_once(pool: AsyncConnecti
     # The worker "died" after the commit but before Temporal heard back: the retry runs again.
     # Put the row back in progress, as if the first commit had been the crash point's neighbour.
     async with pool.connection() as conn:
-        await conn.execute("UPDATE vector_store_files SET status = 'in_progress' WHERE vector_store_id = %s",
-                           (inp.vector_store_id,))
+        await conn.execute(
+            "UPDATE vector_store_files SET status = 'in_progress' WHERE vector_store_id = %s",
+            (inp.vector_store_id,),
+        )
     second = await env.run(acts.embed_file, inp)
     assert second.chunks == first.chunks
     assert await _chunks(pool, inp) == once  # same ids, one copy each
@@ -97,8 +118,12 @@ async def test_retried_embed_activity_writes_each_chunk_once(pool: AsyncConnecti
     await env.run(acts.embed_file, inp)
     assert await _chunks(pool, inp) == once
     async with pool.connection() as conn:
-        row = await (await conn.execute("SELECT status, data FROM vector_store_files WHERE vector_store_id = %s",
-                                        (inp.vector_store_id,))).fetchone()
+        row = await (
+            await conn.execute(
+                "SELECT status, data FROM vector_store_files WHERE vector_store_id = %s",
+                (inp.vector_store_id,),
+            )
+        ).fetchone()
         await conn.execute("DELETE FROM vector_stores WHERE id = %s", (inp.vector_store_id,))
         await conn.execute("DELETE FROM files WHERE id = %s", (inp.file_id,))
     assert row["status"] == "completed" and row["data"]["usage_bytes"] > 0
@@ -107,7 +132,10 @@ async def test_retried_embed_activity_writes_each_chunk_once(pool: AsyncConnecti
 async def test_write_for_a_cancelled_file_writes_nothing(pool: AsyncConnectionPool, tmp_path) -> None:  # type: ignore[no-untyped-def]
     acts, inp = await _setup(pool, tmp_path)
     async with pool.connection() as conn:
-        await conn.execute("UPDATE vector_store_files SET status = 'cancelled' WHERE vector_store_id = %s", (inp.vector_store_id,))
+        await conn.execute(
+            "UPDATE vector_store_files SET status = 'cancelled' WHERE vector_store_id = %s",
+            (inp.vector_store_id,),
+        )
     await ActivityEnvironment().run(acts.embed_file, inp)
     assert await _chunks(pool, inp) == []
     async with pool.connection() as conn:

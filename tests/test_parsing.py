@@ -39,15 +39,18 @@ def test_pptx_slides_numbered() -> None:
     assert text.index("Slide 1") < text.index("body one") < text.index("Slide 2") < text.index("body two")
 
 
-@pytest.mark.parametrize("name,data", [
-    ("garbage.pdf", b"%PDF-1.4\n\x00\x01garbage that is not a pdf at all\xff\xfe"),
-    ("notapdf.pdf", b"just some words"),
-    ("broken.docx", b"PK\x03\x04 not really a zip"),
-    ("broken.pptx", b"nonsense"),
-    ("bad.json", b"{not json"),
-    ("binary.txt", b"\x00\x01\x02\x03" * 100),
-    ("empty.md", b"   \n\n"),
-])
+@pytest.mark.parametrize(
+    "name,data",
+    [
+        ("garbage.pdf", b"%PDF-1.4\n\x00\x01garbage that is not a pdf at all\xff\xfe"),
+        ("notapdf.pdf", b"just some words"),
+        ("broken.docx", b"PK\x03\x04 not really a zip"),
+        ("broken.pptx", b"nonsense"),
+        ("bad.json", b"{not json"),
+        ("binary.txt", b"\x00\x01\x02\x03" * 100),
+        ("empty.md", b"   \n\n"),
+    ],
+)
 def test_unreadable_files_are_invalid(name: str, data: bytes) -> None:
     with pytest.raises(InvalidFile):
         parse(name, data)
@@ -60,6 +63,6 @@ def test_unsupported_extensions(name: str) -> None:
 
 
 def test_code_and_markdown_kept_verbatim() -> None:
-    src = b"fn main() {\n    println!(\"hi\");\n}\n"
+    src = b'fn main() {\n    println!("hi");\n}\n'
     assert parse("main.rs", src) == src.decode().strip()
     assert parse("README", b"# Title\n\ntext") == "# Title\n\ntext"  # no extension: sniffed as text

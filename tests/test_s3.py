@@ -22,10 +22,28 @@ from assistants.storage.base import FileTooLarge
 from assistants.storage.s3 import S3Storage
 
 ACCESS, SECRET, BUCKET = "testaccess", "testsecret-0123456789", "assistants-test"
-_PORT_FLAGS = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "volume.port.public", "filer.port",
-               "filer.port.grpc", "filer.port.public", "s3.port", "s3.port.grpc", "s3.port.https", "s3.port.iceberg",
-               "s3.port.lance", "admin.port", "admin.port.grpc", "webdav.port", "metricsPort", "debug.port", "s3.debug.port",
-               "s3.metricsPort"]
+_PORT_FLAGS = [
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "volume.port.public",
+    "filer.port",
+    "filer.port.grpc",
+    "filer.port.public",
+    "s3.port",
+    "s3.port.grpc",
+    "s3.port.https",
+    "s3.port.iceberg",
+    "s3.port.lance",
+    "admin.port",
+    "admin.port.grpc",
+    "webdav.port",
+    "metricsPort",
+    "debug.port",
+    "s3.debug.port",
+    "s3.metricsPort",
+]
 
 
 def _free_ports(n: int) -> list[int]:
@@ -49,12 +67,31 @@ def _weed() -> str:
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("weed")
     config = root / "s3.json"
-    config.write_text(json.dumps({"identities": [{"name": "test", "credentials": [{"accessKey": ACCESS, "secretKey": SECRET}],
-                                                  "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+    config.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "test",
+                        "credentials": [{"accessKey": ACCESS, "secretKey": SECRET}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
     ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
     help_text = subprocess.run([_weed(), "mini", "-h"], capture_output=True, text=True).stderr
-    args = [_weed(), "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.config={config}",
-            "-webdav=false", "-admin.ui=false"]
+    args = [
+        _weed(),
+        "mini",
+        f"-dir={root / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-s3.config={config}",
+        "-webdav=false",
+        "-admin.ui=false",
+    ]
     args += [f"-{flag}={port}" for flag, port in ports.items() if f"-{flag} " in help_text]
     log = open(root / "weed.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=root)
@@ -68,7 +105,9 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 break
             except Exception:  # noqa: BLE001 - not up yet
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("weed mini did not start:\n" + (root / "weed.log").read_text()[-3000:]) from None
+                    raise RuntimeError(
+                        "weed mini did not start:\n" + (root / "weed.log").read_text()[-3000:]
+                    ) from None
                 time.sleep(0.5)
         yield endpoint
     finally:
@@ -81,8 +120,14 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def _client(endpoint: str, secret: str):  # type: ignore[no-untyped-def]
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=ACCESS,
-                        aws_secret_access_key=secret, config=Config(retries={"max_attempts": 1}, signature_version="s3v4"))
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=ACCESS,
+        aws_secret_access_key=secret,
+        config=Config(retries={"max_attempts": 1}, signature_version="s3v4"),
+    )
 
 
 def test_put_read_delete_byte_exact_with_project_prefixes(s3_endpoint: str) -> None:
@@ -113,4 +158,8 @@ def test_bad_signature_is_refused(s3_endpoint: str) -> None:
     storage = S3Storage(BUCKET, client=_client(s3_endpoint, "wrong-secret"))
     with pytest.raises(ClientError) as err:
         storage.put("proj_a", "file-x", io.BytesIO(b"data"), max_bytes=100)
-    assert err.value.response["Error"]["Code"] in ("SignatureDoesNotMatch", "AccessDenied", "InvalidAccessKeyId")
+    assert err.value.response["Error"]["Code"] in (
+        "SignatureDoesNotMatch",
+        "AccessDenied",
+        "InvalidAccessKeyId",
+    )

@@ -78,8 +78,11 @@ def test_sigterm_leaves_nothing_running_and_restart_keeps_data(stack_dir: Path) 
     client = openai.OpenAI(base_url=first.base_url, api_key=key, max_retries=0)
     assistant = client.beta.assistants.create(model="smollm2-135m-instruct", name="kept", temperature=0)
     run = client.beta.threads.create_and_run_poll(
-        assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "Hi"}]}, max_completion_tokens=4,
-        poll_interval_ms=200)
+        assistant_id=assistant.id,
+        thread={"messages": [{"role": "user", "content": "Hi"}]},
+        max_completion_tokens=4,
+        poll_interval_ms=200,
+    )
     assert run.status in ("completed", "incomplete")
     first.stop()
 

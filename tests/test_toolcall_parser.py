@@ -7,18 +7,28 @@ from activities.llm.toolcalls import MarkupFilter, messages_for_template, parse_
 
 
 def test_hermes_block() -> None:
-    text, calls = parse_tool_calls('<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>')
+    text, calls = parse_tool_calls(
+        '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'
+    )
     assert text == "" and [(c.name, c.arguments) for c in calls] == [("get_weather", {"city": "Paris"})]
 
 
 def test_lenient_forms() -> None:
-    _, calls = parse_tool_calls('<tool_call>\n{"name": "f", "parameters": {"a": 1}}\n')  # no closing tag, `parameters`
+    _, calls = parse_tool_calls(
+        '<tool_call>\n{"name": "f", "parameters": {"a": 1}}\n'
+    )  # no closing tag, `parameters`
     assert [(c.name, c.arguments) for c in calls] == [("f", {"a": 1})]
-    _, calls = parse_tool_calls('<tool_call>{"name": "f", "arguments": "{\\"a\\": 2}"}</tool_call>')  # string arguments
+    _, calls = parse_tool_calls(
+        '<tool_call>{"name": "f", "arguments": "{\\"a\\": 2}"}</tool_call>'
+    )  # string arguments
     assert calls[0].arguments == {"a": 2}
-    _, calls = parse_tool_calls('[{"name": "f", "arguments": {}}, {"name": "g", "arguments": {"x": "y"}}]')  # bare JSON list
+    _, calls = parse_tool_calls(
+        '[{"name": "f", "arguments": {}}, {"name": "g", "arguments": {"x": "y"}}]'
+    )  # bare JSON list
     assert [c.name for c in calls] == ["f", "g"]
-    _, calls = parse_tool_calls('<tool_call>{"name": "f", "arguments": {"a": </tool_call>')  # truncated arguments
+    _, calls = parse_tool_calls(
+        '<tool_call>{"name": "f", "arguments": {"a": </tool_call>'
+    )  # truncated arguments
     assert calls[0].name == "f" and calls[0].arguments is None
 
 
@@ -44,13 +54,27 @@ def test_history_rendering_without_native_tools() -> None:
     msgs = [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "weather?"},
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                }
+            ],
+        },
         {"role": "tool", "content": "-3 C", "tool_call_id": "call_1"},
     ]
     specs = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
     out = messages_for_template(msgs, specs, native=False)
-    assert out[0]["role"] == "system" and "get_weather" in out[0]["content"] and "Be brief." in out[0]["content"]
-    assert out[2] == {"role": "assistant", "content": '<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>'}
+    assert (
+        out[0]["role"] == "system" and "get_weather" in out[0]["content"] and "Be brief." in out[0]["content"]
+    )
+    assert out[2] == {
+        "role": "assistant",
+        "content": '<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>',
+    }
     assert out[3]["role"] == "user" and "-3 C" in out[3]["content"]
     assert messages_for_template(msgs, specs, native=True) is msgs

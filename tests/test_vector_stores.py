@@ -18,7 +18,9 @@ def corpus_store(client: openai.OpenAI):  # type: ignore[no-untyped-def]
     store = client.vector_stores.create(name="corpus")
     ids = {}
     for name, (data, _q, _term) in corpus().items():
-        vf = client.vector_stores.files.upload_and_poll(vector_store_id=store.id, file=(name, data), poll_interval_ms=300)
+        vf = client.vector_stores.files.upload_and_poll(
+            vector_store_id=store.id, file=(name, data), poll_interval_ms=300
+        )
         assert vf.status == "completed", (name, vf.last_error)
         ids[name] = vf.id
     return store, ids
@@ -28,7 +30,11 @@ def test_every_format_ingests_and_counts_are_true(client: openai.OpenAI, corpus_
     store, ids = corpus_store
     s = client.vector_stores.retrieve(store.id)
     assert s.status == "completed"
-    assert (s.file_counts.completed, s.file_counts.total, s.file_counts.in_progress) == (len(ids), len(ids), 0)
+    assert (s.file_counts.completed, s.file_counts.total, s.file_counts.in_progress) == (
+        len(ids),
+        len(ids),
+        0,
+    )
     files = list(client.vector_stores.files.list(store.id, filter="completed"))
     assert {f.id for f in files} == set(ids.values())
     assert s.usage_bytes == sum(f.usage_bytes for f in files) > 0
@@ -53,51 +59,96 @@ def test_score_threshold_and_max_results(client: openai.OpenAI, corpus_store) ->
     assert len(many) == 3
     assert [r.score for r in many] == sorted((r.score for r in many), reverse=True)
     top = many[0].score
-    strict = list(client.vector_stores.search(store.id, query="bread", ranking_options={"score_threshold": top - 1e-6}))
+    strict = list(
+        client.vector_stores.search(store.id, query="bread", ranking_options={"score_threshold": top - 1e-6})
+    )
     assert len(strict) == 1 and strict[0].file_id == many[0].file_id
-    assert not list(client.vector_stores.search(store.id, query="bread", ranking_options={"score_threshold": 1.0}))
+    assert not list(
+        client.vector_stores.search(store.id, query="bread", ranking_options={"score_threshold": 1.0})
+    )
 
 
 def test_garbage_pdf_fails_with_last_error(client: openai.OpenAI) -> None:
     store = client.vector_stores.create(name="garbage")
     vf = client.vector_stores.files.upload_and_poll(
-        vector_store_id=store.id, file=("garbage.pdf", b"%PDF-1.7\n\x00\xff garbage " * 50), poll_interval_ms=300)
+        vector_store_id=store.id,
+        file=("garbage.pdf", b"%PDF-1.7\n\x00\xff garbage " * 50),
+        poll_interval_ms=300,
+    )
     assert vf.status == "failed"
     assert vf.last_error is not None and vf.last_error.code == "invalid_file" and vf.last_error.message
     png = client.vector_stores.files.upload_and_poll(
-        vector_store_id=store.id, file=("image.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64), poll_interval_ms=300)
+        vector_store_id=store.id,
+        file=("image.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64),
+        poll_interval_ms=300,
+    )
     assert png.status == "failed" and png.last_error and png.last_error.code == "unsupported_file"
     s = client.vector_stores.retrieve(store.id)
     assert (s.file_counts.failed, s.file_counts.completed, s.usage_bytes) == (2, 0, 0)
-    assert [f.id for f in client.vector_stores.files.list(store.id, filter="failed")] and \
-        not list(client.vector_stores.files.list(store.id, filter="completed"))
+    assert [f.id for f in client.vector_stores.files.list(store.id, filter="failed")] and not list(
+        client.vector_stores.files.list(store.id, filter="completed")
+    )
 
 
 def test_file_batches_upload_and_poll_attributes_and_filters(client: openai.OpenAI) -> None:
-    store = client.vector_stores.create(name="batch", chunking_strategy={
-        "type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 20}})
-    files = [("alpha.txt", b"The alpha team builds rockets for the moon mission."),
-             ("beta.txt", b"The beta team builds rockets for the mars mission.")]
+    store = client.vector_stores.create(
+        name="batch",
+        chunking_strategy={
+            "type": "static",
+            "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 20},
+        },
+    )
+    files = [
+        ("alpha.txt", b"The alpha team builds rockets for the moon mission."),
+        ("beta.txt", b"The beta team builds rockets for the mars mission."),
+    ]
     batch = client.vector_stores.file_batches.upload_and_poll(store.id, files=files, poll_interval_ms=300)
     assert batch.object == "vector_store.files_batch" and batch.status == "completed"
     assert (batch.file_counts.completed, batch.file_counts.total) == (2, 2)
     listed = list(client.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id))
     assert len(listed) == 2
     by_name = {client.files.retrieve(f.id).filename: f.id for f in listed}
-    client.vector_stores.files.update(by_name["beta.txt"], vector_store_id=store.id, attributes={"team": "beta", "year": 2030})
-    client.vector_stores.files.update(by_name["alpha.txt"], vector_store_id=store.id, attributes={"team": "alpha", "year": 2025})
-    only_beta = list(client.vector_stores.search(store.id, query="rockets", filters={"type": "eq", "key": "team", "value": "beta"}))
-    assert {r.file_id for r in only_beta} == {by_name["beta.txt"]} and only_beta[0].attributes == {"team": "beta", "year": 2030}
-    early = list(client.vector_stores.search(store.id, query="rockets", filters={
-        "type": "and", "filters": [{"type": "lt", "key": "year", "value": 2028}, {"type": "in", "key": "team", "value": ["alpha", "x"]}]}))
+    client.vector_stores.files.update(
+        by_name["beta.txt"], vector_store_id=store.id, attributes={"team": "beta", "year": 2030}
+    )
+    client.vector_stores.files.update(
+        by_name["alpha.txt"], vector_store_id=store.id, attributes={"team": "alpha", "year": 2025}
+    )
+    only_beta = list(
+        client.vector_stores.search(
+            store.id, query="rockets", filters={"type": "eq", "key": "team", "value": "beta"}
+        )
+    )
+    assert {r.file_id for r in only_beta} == {by_name["beta.txt"]} and only_beta[0].attributes == {
+        "team": "beta",
+        "year": 2030,
+    }
+    early = list(
+        client.vector_stores.search(
+            store.id,
+            query="rockets",
+            filters={
+                "type": "and",
+                "filters": [
+                    {"type": "lt", "key": "year", "value": 2028},
+                    {"type": "in", "key": "team", "value": ["alpha", "x"]},
+                ],
+            },
+        )
+    )
     assert {r.file_id for r in early} == {by_name["alpha.txt"]}
     with pytest.raises(openai.BadRequestError):
-        client.vector_stores.search(store.id, query="rockets", filters={"type": "regex", "key": "team", "value": "b"})  # type: ignore[arg-type]
+        client.vector_stores.search(
+            store.id, query="rockets", filters={"type": "regex", "key": "team", "value": "b"}
+        )  # type: ignore[arg-type]
 
 
 def test_batch_cancel(client: openai.OpenAI) -> None:
     store = client.vector_stores.create(name="cancel")
-    fids = [client.files.create(file=(f"c{i}.txt", b"cancel me " * 200), purpose="assistants").id for i in range(3)]
+    fids = [
+        client.files.create(file=(f"c{i}.txt", b"cancel me " * 200), purpose="assistants").id
+        for i in range(3)
+    ]
     batch = client.vector_stores.file_batches.create(store.id, file_ids=fids)
     cancelled = client.vector_stores.file_batches.cancel(batch.id, vector_store_id=store.id)
     assert cancelled.id == batch.id
@@ -109,8 +160,12 @@ def test_batch_cancel(client: openai.OpenAI) -> None:
 
 def test_store_crud_and_file_removal(client: openai.OpenAI) -> None:
     f = client.files.create(file=("note.txt", b"Remember the Glimmerwick code."), purpose="assistants")
-    store = client.vector_stores.create(name="crud", file_ids=[f.id], expires_after={"anchor": "last_active_at", "days": 3},
-                                        metadata={"k": "v"})
+    store = client.vector_stores.create(
+        name="crud",
+        file_ids=[f.id],
+        expires_after={"anchor": "last_active_at", "days": 3},
+        metadata={"k": "v"},
+    )
     assert store.expires_after and store.expires_after.days == 3 and store.expires_at
     client.vector_stores.files.poll(f.id, vector_store_id=store.id, poll_interval_ms=300)
     assert list(client.vector_stores.search(store.id, query="Glimmerwick"))
@@ -128,11 +183,17 @@ def test_store_crud_and_file_removal(client: openai.OpenAI) -> None:
 
 def test_bad_chunking_strategy_is_400(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError):
-        client.vector_stores.create(chunking_strategy={"type": "static", "static": {"max_chunk_size_tokens": 50,
-                                                                                     "chunk_overlap_tokens": 0}})
+        client.vector_stores.create(
+            chunking_strategy={
+                "type": "static",
+                "static": {"max_chunk_size_tokens": 50, "chunk_overlap_tokens": 0},
+            }
+        )
 
 
-def test_stores_are_scoped_to_their_project(client: openai.OpenAI, other_client: openai.OpenAI, corpus_store) -> None:  # type: ignore[no-untyped-def]
+def test_stores_are_scoped_to_their_project(
+    client: openai.OpenAI, other_client: openai.OpenAI, corpus_store
+) -> None:  # type: ignore[no-untyped-def]
     store, ids = corpus_store
     any_file = next(iter(ids.values()))
     for call in (
@@ -151,15 +212,28 @@ def test_stores_are_scoped_to_their_project(client: openai.OpenAI, other_client:
 
 
 def test_message_attachments_join_the_threads_store(client: openai.OpenAI) -> None:
-    f = client.files.create(file=("memo.txt", b"The Pellucid project launches in March."), purpose="assistants")
+    f = client.files.create(
+        file=("memo.txt", b"The Pellucid project launches in March."), purpose="assistants"
+    )
     thread = client.beta.threads.create()
-    client.beta.threads.messages.create(thread.id, role="user", content="see the memo",
-                                        attachments=[{"file_id": f.id, "tools": [{"type": "file_search"}]}])
+    client.beta.threads.messages.create(
+        thread.id,
+        role="user",
+        content="see the memo",
+        attachments=[{"file_id": f.id, "tools": [{"type": "file_search"}]}],
+    )
     thread = client.beta.threads.retrieve(thread.id)
     ids = thread.tool_resources.file_search.vector_store_ids  # type: ignore[union-attr]
     assert ids and len(ids) == 1
     vf = client.vector_stores.files.poll(f.id, vector_store_id=ids[0], poll_interval_ms=300)
     assert vf.status == "completed"
-    t2 = client.beta.threads.create(messages=[{"role": "user", "content": "x",
-                                               "attachments": [{"file_id": f.id, "tools": [{"type": "file_search"}]}]}])
+    t2 = client.beta.threads.create(
+        messages=[
+            {
+                "role": "user",
+                "content": "x",
+                "attachments": [{"file_id": f.id, "tools": [{"type": "file_search"}]}],
+            }
+        ]
+    )
     assert t2.tool_resources.file_search.vector_store_ids  # type: ignore[union-attr]

@@ -41,6 +41,7 @@ QUEUE = "test-webhooks"
 
 # --- signatures --------------------------------------------------------------------------------
 
+
 def test_signature_verifies_and_rejects_tampering() -> None:
     secret, body = new_secret(), b'{"id":"evt_1","object":"event"}'
     headers = signed_headers(secret, "evt_1", body, timestamp=1_700_000_000)
@@ -69,8 +70,12 @@ def test_signature_is_standard_webhooks_as_the_openai_sdk_checks_it() -> None:
 
 def test_known_vector() -> None:
     # Fixed inputs -> fixed header, so the format cannot drift silently (base64 key "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").
-    headers = signed_headers("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", b'{"test": 2432232314}',
-                             timestamp=1614265330)
+    headers = signed_headers(
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        b'{"test": 2432232314}',
+        timestamp=1614265330,
+    )
     # The Standard Webhooks reference test vector.
     assert headers["webhook-signature"] == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
@@ -79,25 +84,42 @@ def test_event_id_is_derived_from_the_transition() -> None:
     run = {"id": "run_1", "status": "completed"}
     assert event_id_for(run) == event_id_for(dict(run))
     assert event_id_for(run) != event_id_for({**run, "status": "failed"})
-    waiting = {"id": "run_1", "status": "requires_action",
-               "required_action": {"submit_tool_outputs": {"tool_calls": [{"id": "call_a"}]}}}
+    waiting = {
+        "id": "run_1",
+        "status": "requires_action",
+        "required_action": {"submit_tool_outputs": {"tool_calls": [{"id": "call_a"}]}},
+    }
     second_turn = {**waiting, "required_action": {"submit_tool_outputs": {"tool_calls": [{"id": "call_b"}]}}}
     assert event_id_for(waiting).startswith("evt_")
     assert event_id_for(waiting) != event_id_for(second_turn)  # each tool-calling turn is its own event
 
 
-@pytest.mark.parametrize("url", ["ftp://example.com/hook", "example.com/hook", "javascript:alert(1)", "http://", "https://h:99999/",
-                                 "http://exa mple.com/", "", "https://x/" + "a" * 3000])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com/hook",
+        "example.com/hook",
+        "javascript:alert(1)",
+        "http://",
+        "https://h:99999/",
+        "http://exa mple.com/",
+        "",
+        "https://x/" + "a" * 3000,
+    ],
+)
 def test_bad_urls(url: str) -> None:
     assert url_problem(url)
 
 
-@pytest.mark.parametrize("url", ["https://example.com/hook", "http://127.0.0.1:8080/h?x=1", "https://[::1]:9/"])
+@pytest.mark.parametrize(
+    "url", ["https://example.com/hook", "http://127.0.0.1:8080/h?x=1", "https://[::1]:9/"]
+)
 def test_good_urls(url: str) -> None:
     assert url_problem(url) is None
 
 
 # --- delivery workflow, time-skipped -------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 async def env():  # type: ignore[no-untyped-def]
@@ -130,13 +152,20 @@ class FakeReceiver:
         return [deliver_webhook, fail_webhook_delivery]
 
 
-async def _deliver(env: WorkflowEnvironment, receiver: FakeReceiver, window: timedelta) -> DeliverWebhookOutput:
-    async with Worker(env.client, task_queue=QUEUE, workflows=[WebhookDeliveryWorkflow], activities=receiver.activities()):
+async def _deliver(
+    env: WorkflowEnvironment, receiver: FakeReceiver, window: timedelta
+) -> DeliverWebhookOutput:
+    async with Worker(
+        env.client, task_queue=QUEUE, workflows=[WebhookDeliveryWorkflow], activities=receiver.activities()
+    ):
         event_id = f"evt_{uuid.uuid4().hex}"
         return await env.client.execute_workflow(
             WebhookDeliveryWorkflow.run,
-            DeliverWebhookInput(event_id=event_id, webhook_id="wh_1", delivery_window_seconds=int(window.total_seconds())),
-            id=delivery_workflow_id(event_id, "wh_1"), task_queue=QUEUE,
+            DeliverWebhookInput(
+                event_id=event_id, webhook_id="wh_1", delivery_window_seconds=int(window.total_seconds())
+            ),
+            id=delivery_workflow_id(event_id, "wh_1"),
+            task_queue=QUEUE,
         )
 
 
@@ -167,6 +196,7 @@ async def test_receiver_down_for_good_fails_after_the_window(env: WorkflowEnviro
 
 
 # --- end to end ----------------------------------------------------------------------------------
+
 
 class Receiver:
     """A webhook receiver on 127.0.0.1 that answers 500 to its first `fail_first` requests."""
@@ -219,9 +249,12 @@ def _wait(pred, timeout: float) -> None:  # type: ignore[no-untyped-def]
         time.sleep(0.2)
 
 
-def test_webhook_api_is_project_scoped_and_validates_urls(client: openai.OpenAI, other_client: openai.OpenAI) -> None:
-    created = client.webhooks.create(url="https://example.com/hook", name="mine",
-                                     event_types=["thread.run.completed"])  # type: ignore[list-item]
+def test_webhook_api_is_project_scoped_and_validates_urls(
+    client: openai.OpenAI, other_client: openai.OpenAI
+) -> None:
+    created = client.webhooks.create(
+        url="https://example.com/hook", name="mine", event_types=["thread.run.completed"]
+    )  # type: ignore[list-item]
     assert created.signing_secret.startswith("whsec_") and created.id.startswith("wh_")
     assert created.event_types == ["thread.run.completed"]
     got = client.webhooks.retrieve(created.id)
@@ -247,13 +280,23 @@ def test_webhook_api_is_project_scoped_and_validates_urls(client: openai.OpenAI,
         client.webhooks.retrieve(created.id)
 
 
-def test_run_events_reach_a_flaky_receiver_exactly_once(client: openai.OpenAI, assistant, receiver: Receiver, stack) -> None:  # type: ignore[no-untyped-def]
-    hook = client.post("/webhooks", body={"url": receiver.url}, cast_to=dict)  # all run status events by default
+def test_run_events_reach_a_flaky_receiver_exactly_once(
+    client: openai.OpenAI, assistant, receiver: Receiver, stack
+) -> None:  # type: ignore[no-untyped-def]
+    hook = client.post(
+        "/webhooks", body={"url": receiver.url}, cast_to=dict
+    )  # all run status events by default
     secret = hook["signing_secret"]  # type: ignore[index]
     try:
-        runs = [client.beta.threads.create_and_run_poll(
-            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": f"Say hello {i}."}]},
-            max_completion_tokens=16, poll_interval_ms=200) for i in range(2)]
+        runs = [
+            client.beta.threads.create_and_run_poll(
+                assistant_id=assistant.id,
+                thread={"messages": [{"role": "user", "content": f"Say hello {i}."}]},
+                max_completion_tokens=16,
+                poll_interval_ms=200,
+            )
+            for i in range(2)
+        ]
         expected = {r.id: r.status for r in runs}
         assert set(expected.values()) <= {"completed", "incomplete"}
         # 500, 500, then backoff of 1 s and 2 s: a few seconds.
@@ -273,8 +316,9 @@ def test_run_events_reach_a_flaky_receiver_exactly_once(client: openai.OpenAI, a
         assert len(receiver.requests) >= len(runs) + 2
         assert {h["webhook-id"] for h, _, _ in receiver.requests} == set(events)
         with psycopg.connect(stack.database_url) as conn:
-            rows = conn.execute("SELECT status, attempts FROM webhook_deliveries WHERE webhook_id = %s",
-                                (hook["id"],)).fetchall()  # type: ignore[index]
+            rows = conn.execute(
+                "SELECT status, attempts FROM webhook_deliveries WHERE webhook_id = %s", (hook["id"],)
+            ).fetchall()  # type: ignore[index]
         assert sorted(r[0] for r in rows) == ["delivered"] * len(runs)
         assert sum(r[1] for r in rows) == len(receiver.requests)
     finally:
@@ -285,7 +329,9 @@ def test_cli_creates_lists_and_deletes(client: openai.OpenAI, stack) -> None:  #
     from tests.stackutil import ASSISTANTS
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(ASSISTANTS), "webhooks", *args], env=stack.env, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [str(ASSISTANTS), "webhooks", *args], env=stack.env, capture_output=True, text=True, timeout=120
+        )
 
     data_dir = str(stack.data_dir)
     out = cli("create", "--data-dir", data_dir, "--project", "default", "https://example.com/cli-hook")
@@ -293,7 +339,10 @@ def test_cli_creates_lists_and_deletes(client: openai.OpenAI, stack) -> None:  #
     created = json.loads(out.stdout.strip().splitlines()[-1])
     assert created["signing_secret"].startswith("whsec_")
     assert client.webhooks.retrieve(created["id"]).url == "https://example.com/cli-hook"  # the API sees it
-    listed = [json.loads(line) for line in cli("list", "--data-dir", data_dir, "--project", "default").stdout.splitlines()]
+    listed = [
+        json.loads(line)
+        for line in cli("list", "--data-dir", data_dir, "--project", "default").stdout.splitlines()
+    ]
     assert created["id"] in [w["id"] for w in listed] and all("signing_secret" not in w for w in listed)
     assert cli("create", "--data-dir", data_dir, "ftp://example.com/x").returncode != 0
     assert cli("delete", "--data-dir", data_dir, created["id"]).returncode == 0
@@ -304,20 +353,29 @@ def test_cli_creates_lists_and_deletes(client: openai.OpenAI, stack) -> None:  #
 
 def test_requires_action_then_completed_are_two_events(client: openai.OpenAI, assistant) -> None:  # type: ignore[no-untyped-def]
     receiver = Receiver(fail_first=0)
-    hook = client.webhooks.create(url=receiver.url, name="tools", event_types=[
-        "thread.run.requires_action", "thread.run.completed", "thread.run.incomplete"])  # type: ignore[list-item]
+    hook = client.webhooks.create(
+        url=receiver.url,
+        name="tools",
+        event_types=["thread.run.requires_action", "thread.run.completed", "thread.run.incomplete"],
+    )  # type: ignore[list-item]
     try:
         weather = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
         thread = client.beta.threads.create(messages=[{"role": "user", "content": "Weather in Paris?"}])
         run = client.beta.threads.runs.create_and_poll(
-            thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=200,
+            thread_id=thread.id,
+            assistant_id=assistant.id,
+            poll_interval_ms=200,
             tools=[{"type": "function", "function": {"name": "get_weather", "parameters": weather}}],
-            tool_choice={"type": "function", "function": {"name": "get_weather"}})
+            tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        )
         assert run.status == "requires_action", run.last_error
         [call] = run.required_action.submit_tool_outputs.tool_calls  # type: ignore[union-attr]
         done = client.beta.threads.runs.submit_tool_outputs_and_poll(
-            run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": "sunny"}],
-            poll_interval_ms=200)
+            run_id=run.id,
+            thread_id=thread.id,
+            tool_outputs=[{"tool_call_id": call.id, "output": "sunny"}],
+            poll_interval_ms=200,
+        )
         _wait(lambda: len(receiver.events()) >= 2, timeout=30)
         events = {e["type"]: e for e in (json.loads(b) for _, b in receiver.events().values())}
         assert set(events) == {"thread.run.requires_action", f"thread.run.{done.status}"}

@@ -43,8 +43,16 @@ class FakeRun:
     """Scripted model turns and a record of what the workflow asked the store to do."""
 
     turns: list[GenerateOutput]
-    plan: RunPlan = field(default_factory=lambda: RunPlan(model="m", temperature=0, top_p=1, max_prompt_tokens=None,
-                                                          max_completion_tokens=None, inference_task_queue=QUEUE))
+    plan: RunPlan = field(
+        default_factory=lambda: RunPlan(
+            model="m",
+            temperature=0,
+            top_p=1,
+            max_prompt_tokens=None,
+            max_completion_tokens=None,
+            inference_task_queue=QUEUE,
+        )
+    )
     finished: list[FinishRunInput] = field(default_factory=list)
     generated: list[GenerateInput] = field(default_factory=list)
     required: list[ToolCallsInput] = field(default_factory=list)
@@ -80,12 +88,27 @@ class FakeRun:
         async def finish_run(inp: FinishRunInput) -> None:
             self.finished.append(inp)
 
-        return [start_run, build_prompt, generate, complete_step, require_action, record_tool_outputs, finish_run]
+        return [
+            start_run,
+            build_prompt,
+            generate,
+            complete_step,
+            require_action,
+            record_tool_outputs,
+            finish_run,
+        ]
 
 
-TEXT = GenerateOutput(text="Hello", prompt_tokens=5, completion_tokens=2, finish_reason="stop", created_message=True)
-CALL = GenerateOutput(text="", prompt_tokens=5, completion_tokens=9, finish_reason="tool_calls",
-                      tool_calls=[ToolCall(id="call_1", type="function", name="get_weather", arguments='{"city": "Paris"}')])
+TEXT = GenerateOutput(
+    text="Hello", prompt_tokens=5, completion_tokens=2, finish_reason="stop", created_message=True
+)
+CALL = GenerateOutput(
+    text="",
+    prompt_tokens=5,
+    completion_tokens=9,
+    finish_reason="tool_calls",
+    tool_calls=[ToolCall(id="call_1", type="function", name="get_weather", arguments='{"city": "Paris"}')],
+)
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +122,12 @@ async def env():
 async def _run(env: WorkflowEnvironment, fake: FakeRun, body):  # type: ignore[no-untyped-def]
     async with Worker(env.client, task_queue=QUEUE, workflows=[RunWorkflow], activities=fake.activities()):
         run_id = f"run_{uuid.uuid4().hex}"
-        handle = await env.client.start_workflow(RunWorkflow.run, RunInput(run_id=run_id, thread_id="t", project_id="p"),
-                                                 id=run_id, task_queue=QUEUE)
+        handle = await env.client.start_workflow(
+            RunWorkflow.run,
+            RunInput(run_id=run_id, thread_id="t", project_id="p"),
+            id=run_id,
+            task_queue=QUEUE,
+        )
         return await body(handle)
 
 
@@ -126,11 +153,15 @@ async def test_tool_call_waits_then_resumes_with_outputs(env: WorkflowEnvironmen
         await _wait_for(lambda: fake.required)
         assert await handle.query(RunWorkflow.pending_tool_calls) == ["call_1"]
         with pytest.raises(WorkflowUpdateFailedError):
-            await handle.execute_update(RunWorkflow.submit_tool_outputs,
-                                        ToolOutputsInput(run_id="", project_id="", step_id="", outputs={"call_x": "1"}))
+            await handle.execute_update(
+                RunWorkflow.submit_tool_outputs,
+                ToolOutputsInput(run_id="", project_id="", step_id="", outputs={"call_x": "1"}),
+            )
         assert fake.recorded == []  # a rejected update changes nothing
-        await handle.execute_update(RunWorkflow.submit_tool_outputs,
-                                    ToolOutputsInput(run_id="", project_id="", step_id="", outputs={"call_1": "18C"}))
+        await handle.execute_update(
+            RunWorkflow.submit_tool_outputs,
+            ToolOutputsInput(run_id="", project_id="", step_id="", outputs={"call_1": "18C"}),
+        )
         return await handle.result()
 
     result = await _run(env, fake, body)
@@ -163,8 +194,13 @@ async def test_cancel_while_waiting(env: WorkflowEnvironment) -> None:
 
 
 async def test_completion_budget_ends_incomplete(env: WorkflowEnvironment) -> None:
-    fake = FakeRun(turns=[GenerateOutput(text="Hel", prompt_tokens=5, completion_tokens=3, finish_reason="length",
-                                         created_message=True)])
+    fake = FakeRun(
+        turns=[
+            GenerateOutput(
+                text="Hel", prompt_tokens=5, completion_tokens=3, finish_reason="length", created_message=True
+            )
+        ]
+    )
     fake.plan.max_completion_tokens = 3
     result = await _run(env, fake, lambda h: h.result())
     assert result.status == "incomplete"
@@ -185,7 +221,9 @@ async def test_replay_detects_nondeterminism() -> None:
     """A history whose recorded commands differ from the code (activity renamed) must fail."""
     path = HISTORIES / "nondeterministic_run.json"
     with pytest.raises(Exception, match="(?i)nondetermin|mismatch|does not match"):
-        await Replayer(workflows=[RunWorkflow]).replay_workflow(WorkflowHistory.from_json("bad", path.read_text()))
+        await Replayer(workflows=[RunWorkflow]).replay_workflow(
+            WorkflowHistory.from_json("bad", path.read_text())
+        )
 
 
 def _save(history_json: str, name: str) -> None:  # used by tests/record_history.py

@@ -23,7 +23,9 @@ log = logging.getLogger("assistants.worker")
 
 async def _connect(settings: Settings) -> Client:
     if not settings.temporal_address:
-        raise SystemExit("TEMPORAL_ADDRESS is not set (start the stack with `assistants up`, or point it at a cluster)")
+        raise SystemExit(
+            "TEMPORAL_ADDRESS is not set (start the stack with `assistants up`, or point it at a cluster)"
+        )
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
 
 
@@ -63,11 +65,22 @@ def _runs_worker(client: Client, pool, settings: Settings) -> Worker:  # type: i
         client,
         task_queue=settings.runs_task_queue,
         workflows=[RunWorkflow, IngestFileWorkflow, VectorStoreSearchWorkflow, WebhookDeliveryWorkflow],
-        activities=[store.start_run, store.build_prompt, store.complete_step, store.require_action,
-                    store.record_tool_outputs, store.finish_run,
-                    retrieval.parse_file, retrieval.embed_file, retrieval.mark_file, retrieval.file_search,
-                    tools.run_builtin_tools,
-                    webhooks.emit_run_event, webhooks.deliver_webhook, webhooks.fail_webhook_delivery],
+        activities=[
+            store.start_run,
+            store.build_prompt,
+            store.complete_step,
+            store.require_action,
+            store.record_tool_outputs,
+            store.finish_run,
+            retrieval.parse_file,
+            retrieval.embed_file,
+            retrieval.mark_file,
+            retrieval.file_search,
+            tools.run_builtin_tools,
+            webhooks.emit_run_event,
+            webhooks.deliver_webhook,
+            webhooks.fail_webhook_delivery,
+        ],
         max_concurrent_activities=64,
     )
 

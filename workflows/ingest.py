@@ -38,13 +38,19 @@ class IngestFileWorkflow:
         try:
             self._stage = "parsing"
             await workflow.execute_activity_method(
-                RetrievalActivities.parse_file, inp, start_to_close_timeout=options.PARSE_TIMEOUT,
-                heartbeat_timeout=None, retry_policy=options.INGEST_RETRY,
+                RetrievalActivities.parse_file,
+                inp,
+                start_to_close_timeout=options.PARSE_TIMEOUT,
+                heartbeat_timeout=None,
+                retry_policy=options.INGEST_RETRY,
             )
             self._stage = "embedding"
             out = await workflow.execute_activity_method(
-                RetrievalActivities.embed_file, inp, start_to_close_timeout=options.EMBED_TIMEOUT,
-                heartbeat_timeout=options.EMBED_HEARTBEAT, retry_policy=options.INGEST_RETRY,
+                RetrievalActivities.embed_file,
+                inp,
+                start_to_close_timeout=options.EMBED_TIMEOUT,
+                heartbeat_timeout=options.EMBED_HEARTBEAT,
+                retry_policy=options.INGEST_RETRY,
             )
         except ActivityError as err:
             cause = err.cause
@@ -52,7 +58,11 @@ class IngestFileWorkflow:
                 self._stage = "cancelled"
                 await self._mark(inp, "cancelled")
                 raise
-            code = cause.type if isinstance(cause, ApplicationError) and cause.type in PERMANENT else "server_error"
+            code = (
+                cause.type
+                if isinstance(cause, ApplicationError) and cause.type in PERMANENT
+                else "server_error"
+            )
             message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
             self._stage = "failed"
             await self._mark(inp, "failed", code, message)
@@ -68,12 +78,21 @@ class IngestFileWorkflow:
     def stage(self) -> str:
         return self._stage
 
-    async def _mark(self, inp: IngestFileInput, status: str, code: str | None = None, message: str | None = None) -> None:
+    async def _mark(
+        self, inp: IngestFileInput, status: str, code: str | None = None, message: str | None = None
+    ) -> None:
         await workflow.execute_activity_method(
             RetrievalActivities.mark_file,
-            MarkFileInput(project_id=inp.project_id, vector_store_id=inp.vector_store_id, file_id=inp.file_id,
-                          status=status, error_code=code, error_message=message),
-            start_to_close_timeout=options.MARK_TIMEOUT, retry_policy=options.MARK_RETRY,
+            MarkFileInput(
+                project_id=inp.project_id,
+                vector_store_id=inp.vector_store_id,
+                file_id=inp.file_id,
+                status=status,
+                error_code=code,
+                error_message=message,
+            ),
+            start_to_close_timeout=options.MARK_TIMEOUT,
+            retry_policy=options.MARK_RETRY,
         )
 
 
@@ -85,6 +104,8 @@ class VectorStoreSearchWorkflow:
     @workflow.run
     async def run(self, inp: FileSearchInput) -> FileSearchOutput:
         return await workflow.execute_activity_method(
-            RetrievalActivities.file_search, inp, start_to_close_timeout=options.SEARCH_TIMEOUT,
+            RetrievalActivities.file_search,
+            inp,
+            start_to_close_timeout=options.SEARCH_TIMEOUT,
             retry_policy=options.SEARCH_RETRY,
         )

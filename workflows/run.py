@@ -69,8 +69,12 @@ class RunWorkflow:
         completion_used = 0
         extra: list[ChatMessage] = []  # tool calls and outputs of this run, appended turn by turn
         for turn in range(options.MAX_TURNS):
-            prompt = await self._store(StoreActivities.build_prompt, PromptInput(run_id=inp.run_id, project_id=inp.project_id))
-            budget = None if plan.max_completion_tokens is None else plan.max_completion_tokens - completion_used
+            prompt = await self._store(
+                StoreActivities.build_prompt, PromptInput(run_id=inp.run_id, project_id=inp.project_id)
+            )
+            budget = (
+                None if plan.max_completion_tokens is None else plan.max_completion_tokens - completion_used
+            )
             out: GenerateOutput = await workflow.execute_activity_method(
                 InferenceActivities.generate,
                 GenerateInput(
@@ -101,8 +105,12 @@ class RunWorkflow:
             )
             completion_used += out.completion_tokens
             step = StepResult(
-                run_id=inp.run_id, project_id=inp.project_id, turn=turn, output=out,
-                message_id=derived_id("msg", inp.run_id, turn), step_id=derived_id("step", inp.run_id, turn),
+                run_id=inp.run_id,
+                project_id=inp.project_id,
+                turn=turn,
+                output=out,
+                message_id=derived_id("msg", inp.run_id, turn),
+                step_id=derived_id("step", inp.run_id, turn),
             )
             await self._store(StoreActivities.complete_step, step)
             if out.finish_reason == "prompt_too_long":
@@ -116,13 +124,20 @@ class RunWorkflow:
                 return RunResult(status="completed")
             builtin = [c for c in out.tool_calls if c.type != "function"]
             functions = [c for c in out.tool_calls if c.type == "function"]
-            outputs: dict[str, str] | None = {}
+            outputs: dict[str, str] = {}
             if builtin:
                 done = await workflow.execute_activity_method(
                     ToolActivities.run_builtin_tools,
-                    BuiltinToolsInput(run_id=inp.run_id, project_id=inp.project_id, thread_id=inp.thread_id,
-                                      step_id=out.tool_step_id or step.step_id, calls=builtin, complete_step=not functions),
-                    start_to_close_timeout=options.TOOLS_TIMEOUT, heartbeat_timeout=options.TOOLS_HEARTBEAT,
+                    BuiltinToolsInput(
+                        run_id=inp.run_id,
+                        project_id=inp.project_id,
+                        thread_id=inp.thread_id,
+                        step_id=out.tool_step_id or step.step_id,
+                        calls=builtin,
+                        complete_step=not functions,
+                    ),
+                    start_to_close_timeout=options.TOOLS_TIMEOUT,
+                    heartbeat_timeout=options.TOOLS_HEARTBEAT,
                     retry_policy=options.TOOLS_RETRY,
                 )
                 outputs = dict(done.outputs)
@@ -132,32 +147,65 @@ class RunWorkflow:
                     await self._finish(inp, "expired")
                     return RunResult(status="expired")
                 outputs.update(waited)
-            extra += [ChatMessage(role="assistant", content="", tool_calls=[
-                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in out.tool_calls
-            ])]
-            extra += [ChatMessage(role="tool", content=outputs[c.id], tool_call_id=c.id) for c in out.tool_calls]
-        await self._finish(inp, "failed", error_code="server_error", error_message="the model kept calling tools; turn limit reached")
+            extra += [
+                ChatMessage(
+                    role="assistant",
+                    content="",
+                    tool_calls=[
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": c.arguments},
+                        }
+                        for c in out.tool_calls
+                    ],
+                )
+            ]
+            extra += [
+                ChatMessage(role="tool", content=outputs[c.id], tool_call_id=c.id) for c in out.tool_calls
+            ]
+        await self._finish(
+            inp,
+            "failed",
+            error_code="server_error",
+            error_message="the model kept calling tools; turn limit reached",
+        )
         return RunResult(status="failed")
 
-    async def _await_tool_outputs(self, inp: RunInput, plan: RunPlan, step: StepResult,
-                                  calls: list[ToolCall]) -> dict[str, str] | None:
+    async def _await_tool_outputs(
+        self, inp: RunInput, plan: RunPlan, step: StepResult, calls: list[ToolCall]
+    ) -> dict[str, str] | None:
         """Pause in requires_action until outputs for every call arrive, or the run expires."""
         step_id = step.output.tool_step_id or step.step_id
         self._pending_calls = [c.id for c in calls]
         self._tool_outputs = None
-        await self._store(StoreActivities.require_action, ToolCallsInput(
-            run_id=inp.run_id, project_id=inp.project_id, step_id=step_id, tool_calls=calls,
-            expires_seconds=plan.expires_seconds,
-        ))
+        await self._store(
+            StoreActivities.require_action,
+            ToolCallsInput(
+                run_id=inp.run_id,
+                project_id=inp.project_id,
+                step_id=step_id,
+                tool_calls=calls,
+                expires_seconds=plan.expires_seconds,
+            ),
+        )
         try:
-            await workflow.wait_condition(lambda: self._tool_outputs is not None, timeout=timedelta(seconds=plan.expires_seconds))
+            await workflow.wait_condition(
+                lambda: self._tool_outputs is not None, timeout=timedelta(seconds=plan.expires_seconds)
+            )
         except TimeoutError:
             return None
-        outputs = self._tool_outputs or {}
+        outputs: dict[str, str] = self._tool_outputs or {}
         self._pending_calls = []
-        await self._store(StoreActivities.record_tool_outputs, ToolOutputsInput(
-            run_id=inp.run_id, project_id=inp.project_id, step_id=step_id, outputs=outputs,
-        ))
+        await self._store(
+            StoreActivities.record_tool_outputs,
+            ToolOutputsInput(
+                run_id=inp.run_id,
+                project_id=inp.project_id,
+                step_id=step_id,
+                outputs=outputs,
+            ),
+        )
         self._outputs_recorded = True
         return outputs
 
@@ -172,25 +220,43 @@ class RunWorkflow:
     @submit_tool_outputs.validator
     def _validate_tool_outputs(self, outputs: ToolOutputsInput) -> None:
         if not self._pending_calls or self._tool_outputs is not None:
-            raise ApplicationError("Runs in status other than requires_action do not accept tool outputs.", type="InvalidRequest")
+            raise ApplicationError(
+                "Runs in status other than requires_action do not accept tool outputs.", type="InvalidRequest"
+            )
         given = list(outputs.outputs)
         unknown = [c for c in given if c not in self._pending_calls]
         if unknown:
             raise ApplicationError(f"Unknown tool_call_id: {unknown[0]}", type="InvalidRequest")
         missing = [c for c in self._pending_calls if c not in outputs.outputs]
         if missing:
-            raise ApplicationError(f"Missing tool output for tool_call_id: {missing[0]}", type="InvalidRequest")
+            raise ApplicationError(
+                f"Missing tool output for tool_call_id: {missing[0]}", type="InvalidRequest"
+            )
 
     @workflow.query
     def pending_tool_calls(self) -> list[str]:
         return list(self._pending_calls)
 
-    async def _finish(self, inp: RunInput, status: str, *, incomplete_reason: str | None = None,
-                      error_code: str | None = None, error_message: str | None = None) -> None:
-        await self._store(StoreActivities.finish_run, FinishRunInput(
-            run_id=inp.run_id, project_id=inp.project_id, status=status, incomplete_reason=incomplete_reason,
-            error_code=error_code, error_message=error_message,
-        ))
+    async def _finish(
+        self,
+        inp: RunInput,
+        status: str,
+        *,
+        incomplete_reason: str | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        await self._store(
+            StoreActivities.finish_run,
+            FinishRunInput(
+                run_id=inp.run_id,
+                project_id=inp.project_id,
+                status=status,
+                incomplete_reason=incomplete_reason,
+                error_code=error_code,
+                error_message=error_message,
+            ),
+        )
 
     async def _store(self, method, arg):  # type: ignore[no-untyped-def]
         return await workflow.execute_activity_method(

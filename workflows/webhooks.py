@@ -38,7 +38,9 @@ class WebhookDeliveryWorkflow:
             # Usually the schedule-to-close timeout; the last attempt's own error is already recorded.
             await workflow.execute_activity_method(
                 WebhookActivities.fail_webhook_delivery,
-                WebhookDeliveryFailed(event_id=inp.event_id, webhook_id=inp.webhook_id, error=str(err.cause or err)),
+                WebhookDeliveryFailed(
+                    event_id=inp.event_id, webhook_id=inp.webhook_id, error=str(err.cause or err)
+                ),
                 start_to_close_timeout=options.RECORD_TIMEOUT,
                 retry_policy=options.RECORD_RETRY,
             )

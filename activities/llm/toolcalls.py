@@ -85,7 +85,9 @@ def render_call(name: str, arguments: str) -> str:
     return f"{OPEN_TAG}{json.dumps({'name': name, 'arguments': args}, ensure_ascii=False)}{CLOSE_TAG}"
 
 
-def messages_for_template(messages: list[dict[str, Any]], specs: list[dict[str, Any]], native: bool) -> list[dict[str, Any]]:
+def messages_for_template(
+    messages: list[dict[str, Any]], specs: list[dict[str, Any]], native: bool
+) -> list[dict[str, Any]]:
     """Rewrite assistant tool calls and tool results for a template without tool support."""
     if native or not specs and not any(m.get("tool_calls") or m["role"] == "tool" for m in messages):
         return messages
@@ -95,12 +97,19 @@ def messages_for_template(messages: list[dict[str, Any]], specs: list[dict[str, 
         for c in m.get("tool_calls") or []:
             names[c["id"]] = c["function"]["name"]
         if m.get("tool_calls"):
-            calls = "\n".join(render_call(c["function"]["name"], c["function"]["arguments"]) for c in m["tool_calls"])
+            calls = "\n".join(
+                render_call(c["function"]["name"], c["function"]["arguments"]) for c in m["tool_calls"]
+            )
             out.append({"role": "assistant", "content": calls})
         elif m["role"] == "tool":
             # Plain words, not markup: small models echo whatever markup they are shown.
             name = names.get(m.get("tool_call_id") or "", "the function")
-            out.append({"role": "user", "content": f"The function {name} returned: {m['content']}\nUse this result to answer."})
+            out.append(
+                {
+                    "role": "user",
+                    "content": f"The function {name} returned: {m['content']}\nUse this result to answer.",
+                }
+            )
         else:
             out.append({k: v for k, v in m.items() if k in ("role", "content")})
     if specs:

@@ -49,7 +49,9 @@ def parse(filename: str, data: bytes) -> str:
     except (InvalidFile, UnsupportedFile):
         raise
     except Exception as exc:  # noqa: BLE001 - any library failure on bad content means a bad file
-        raise InvalidFile(f"The file could not be parsed as {ext or 'text'}: {type(exc).__name__}: {exc}") from exc
+        raise InvalidFile(
+            f"The file could not be parsed as {ext or 'text'}: {type(exc).__name__}: {exc}"
+        ) from exc
     out = out.strip()
     if not out:
         raise InvalidFile("The file contains no extractable text.")

@@ -21,8 +21,11 @@ def parse_docx(data: bytes) -> str:
         elif tag == "tbl":
             for row in block.iter():
                 if row.tag.endswith("}tr"):
-                    cells = ["".join(t.text or "" for t in c.iter() if t.tag.endswith("}t")).strip()
-                             for c in row if c.tag.endswith("}tc")]
+                    cells = [
+                        "".join(t.text or "" for t in c.iter() if t.tag.endswith("}t")).strip()
+                        for c in row
+                        if c.tag.endswith("}tc")
+                    ]
                     parts.append(" | ".join(cells))
     return "\n".join(parts)
 
@@ -44,4 +47,3 @@ def parse_pptx(data: bytes) -> str:
                 lines.append(f"Notes: {notes}")
         slides.append("\n".join(lines))
     return "\n\n".join(slides)
-

@@ -27,7 +27,10 @@ def _table(data: bytes, delimiter: str | None) -> str:
         return ", ".join(header)
     out = []
     for row in body:
-        cells = [f"{h.strip() or f'column {i + 1}'}: {v.strip()}" for i, (h, v) in enumerate(zip(header, row, strict=False))]
+        cells = [
+            f"{h.strip() or f'column {i + 1}'}: {v.strip()}"
+            for i, (h, v) in enumerate(zip(header, row, strict=False))
+        ]
         out.append("; ".join(cells))
     return "\n".join(out)
 

@@ -20,8 +20,11 @@ router = APIRouter(prefix="/v1/assistants", tags=["assistants"])
 def check_model(settings: Settings, model: str) -> None:
     available = list(settings.model_paths())
     if model not in available:
-        raise bad_request(f"The model '{model}' does not exist. Available models: {', '.join(available)}.", "model",
-                          "model_not_found")
+        raise bad_request(
+            f"The model '{model}' does not exist. Available models: {', '.join(available)}.",
+            "model",
+            "model_not_found",
+        )
 
 
 def _tools(body: AssistantCreate | AssistantUpdate) -> list[dict[str, Any]]:
@@ -33,22 +36,34 @@ def _tools(body: AssistantCreate | AssistantUpdate) -> list[dict[str, Any]]:
     return tools
 
 
-async def _tool_resources(body: AssistantCreate | AssistantUpdate, project: str, pool: Any, temporal: Any,
-                          settings: Settings) -> dict[str, Any]:
+async def _tool_resources(
+    body: AssistantCreate | AssistantUpdate, project: str, pool: Any, temporal: Any, settings: Settings
+) -> dict[str, Any]:
     """tool_resources as stored: inline `vector_stores` and v1 `file_ids` become real vector stores."""
     from api.routers.vector_stores import create_store
 
     resources = tool_resources_object(body.tool_resources)
-    specs = list((body.tool_resources.file_search.vector_stores or []) if body.tool_resources and
-                 body.tool_resources.file_search else [])
+    specs = list(
+        (body.tool_resources.file_search.vector_stores or [])
+        if body.tool_resources and body.tool_resources.file_search
+        else []
+    )
     store_ids = list(resources.get("file_search", {}).get("vector_store_ids", []))
     for spec in specs:
-        store = await create_store(pool, temporal, settings, project, file_ids=spec.file_ids,
-                                   chunking_strategy=spec.chunking_strategy, metadata=spec.metadata)
+        store = await create_store(
+            pool,
+            temporal,
+            settings,
+            project,
+            file_ids=spec.file_ids,
+            chunking_strategy=spec.chunking_strategy,
+            metadata=spec.metadata,
+        )
         store_ids.append(store["id"])
     if body.file_ids:  # v1: files attached to the assistant are searchable through a store
-        store = await create_store(pool, temporal, settings, project, name="assistant files (v1 file_ids)",
-                                   file_ids=body.file_ids)
+        store = await create_store(
+            pool, temporal, settings, project, name="assistant files (v1 file_ids)", file_ids=body.file_ids
+        )
         store_ids.append(store["id"])
     if store_ids:
         resources["file_search"] = {"vector_store_ids": store_ids}
@@ -56,8 +71,9 @@ async def _tool_resources(body: AssistantCreate | AssistantUpdate, project: str,
 
 
 @router.post("")
-async def create_assistant(body: AssistantCreate, project: Project, pool: Pool, temporal: Temporal,
-                           settings: AppSettings) -> dict[str, Any]:
+async def create_assistant(
+    body: AssistantCreate, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings
+) -> dict[str, Any]:
     check_model(settings, body.model)
     obj = {
         "id": new_id("asst"),
@@ -92,13 +108,21 @@ async def retrieve_assistant(assistant_id: str, project: Project, pool: Pool) ->
 
 @router.post("/{assistant_id}")
 async def modify_assistant(
-    assistant_id: str, body: AssistantUpdate, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings
+    assistant_id: str,
+    body: AssistantUpdate,
+    project: Project,
+    pool: Pool,
+    temporal: Temporal,
+    settings: AppSettings,
 ) -> dict[str, Any]:
     if body.model is not None:
         check_model(settings, body.model)
     given = body.model_fields_set
-    fields: dict[str, Any] = {k: getattr(body, k) for k in ("name", "description", "model", "instructions", "temperature", "top_p")
-                              if k in given}
+    fields: dict[str, Any] = {
+        k: getattr(body, k)
+        for k in ("name", "description", "model", "instructions", "temperature", "top_p")
+        if k in given
+    }
     if "metadata" in given:
         fields["metadata"] = body.metadata or {}
     if "tools" in given or "file_ids" in given:

@@ -9,11 +9,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
-from psycopg_pool import AsyncConnectionPool
 
 from api.deps import AppSettings, Pool, Project
 from api.errors import APIError, bad_request, not_found
 from assistants.db import objects
+from assistants.db.pool import Pool as DbPool
 from assistants.ids import new_file_id
 from assistants.objects import now
 from assistants.settings import Settings
@@ -33,10 +33,12 @@ def storage_for(settings: Settings) -> FileStorage:
 
 
 def too_large(limit: int) -> APIError:
-    return APIError(413, f"File is too large: the limit is {limit} bytes.", param="file", code="file_too_large")
+    return APIError(
+        413, f"File is too large: the limit is {limit} bytes.", param="file", code="file_too_large"
+    )
 
 
-async def require_file(pool: AsyncConnectionPool, project: str, file_id: str, param: str | None = None) -> dict[str, Any]:
+async def require_file(pool: DbPool, project: str, file_id: str, param: str | None = None) -> dict[str, Any]:
     obj = await objects.get(pool, "files", project, file_id)
     if obj is None:
         raise not_found("file", file_id, param)
@@ -45,13 +47,19 @@ async def require_file(pool: AsyncConnectionPool, project: str, file_id: str, pa
 
 @router.post("")
 async def upload_file(
-    request: Request, project: Project, pool: Pool, settings: AppSettings,
-    file: Annotated[UploadFile, Form()], purpose: Annotated[str, Form()],
+    request: Request,
+    project: Project,
+    pool: Pool,
+    settings: AppSettings,
+    file: Annotated[UploadFile, Form()],
+    purpose: Annotated[str, Form()],
     expires_after_anchor: Annotated[str | None, Form(alias="expires_after[anchor]")] = None,
     expires_after_seconds: Annotated[int | None, Form(alias="expires_after[seconds]")] = None,
 ) -> dict[str, Any]:
     if purpose not in PURPOSES:
-        raise bad_request(f"'{purpose}' is not one of {list(PURPOSES)} - 'purpose'", "purpose", "invalid_value")
+        raise bad_request(
+            f"'{purpose}' is not one of {list(PURPOSES)} - 'purpose'", "purpose", "invalid_value"
+        )
     filename = PurePath((file.filename or "upload").replace("\\", "/")).name or "upload"
     file_id = new_file_id()
     storage = storage_for(settings)
@@ -61,16 +69,25 @@ async def upload_file(
         raise too_large(settings.max_file_bytes) from None
     created = now()
     obj = {
-        "id": file_id, "object": "file", "bytes": size, "created_at": created, "filename": filename, "purpose": purpose,
-        "status": "processed", "status_details": None,
-        "expires_at": created + expires_after_seconds if expires_after_anchor == "created_at" and expires_after_seconds else None,
+        "id": file_id,
+        "object": "file",
+        "bytes": size,
+        "created_at": created,
+        "filename": filename,
+        "purpose": purpose,
+        "status": "processed",
+        "status_details": None,
+        "expires_at": created + expires_after_seconds
+        if expires_after_anchor == "created_at" and expires_after_seconds
+        else None,
     }
     return await objects.insert(pool, "files", project, obj, purpose=purpose)
 
 
 @router.get("")
 async def list_files(
-    project: Project, pool: Pool,
+    project: Project,
+    pool: Pool,
     purpose: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 10000,
     order: Annotated[Literal["asc", "desc"], Query()] = "desc",
@@ -89,20 +106,28 @@ async def retrieve_file(file_id: str, project: Project, pool: Pool) -> dict[str,
 @router.delete("/{file_id}")
 async def delete_file(file_id: str, project: Project, pool: Pool, settings: AppSettings) -> dict[str, Any]:
     async with pool.connection() as conn, conn.transaction():
-        row = await (await conn.execute(
-            "DELETE FROM files WHERE id = %s AND project_id = %s RETURNING id", (file_id, project)
-        )).fetchone()
+        row = await (
+            await conn.execute(
+                "DELETE FROM files WHERE id = %s AND project_id = %s RETURNING id", (file_id, project)
+            )
+        ).fetchone()
         if row is None:
             raise not_found("file", file_id)
         # A deleted file leaves every store it was in (its chunks could no longer be cited).
-        await conn.execute("DELETE FROM vector_store_chunks WHERE file_id = %s AND project_id = %s", (file_id, project))
-        await conn.execute("DELETE FROM vector_store_files WHERE file_id = %s AND project_id = %s", (file_id, project))
+        await conn.execute(
+            "DELETE FROM vector_store_chunks WHERE file_id = %s AND project_id = %s", (file_id, project)
+        )
+        await conn.execute(
+            "DELETE FROM vector_store_files WHERE file_id = %s AND project_id = %s", (file_id, project)
+        )
     await asyncio.to_thread(storage_for(settings).delete, project, file_id)
     return {"id": file_id, "object": "file", "deleted": True}
 
 
 @router.get("/{file_id}/content")
-async def file_content(file_id: str, project: Project, pool: Pool, settings: AppSettings) -> StreamingResponse:
+async def file_content(
+    file_id: str, project: Project, pool: Pool, settings: AppSettings
+) -> StreamingResponse:
     obj = await require_file(pool, project, file_id)
     chunks: Iterator[bytes] = storage_for(settings).iter_bytes(project, file_id)
     try:  # read the first chunk before answering, so a missing object is a 404, not a broken 200
@@ -116,7 +141,11 @@ async def file_content(file_id: str, project: Project, pool: Pool, settings: App
         while chunk := await asyncio.to_thread(next, chunks, b""):
             yield chunk
 
-    return StreamingResponse(body(), media_type="application/octet-stream", headers={
-        "content-length": str(obj["bytes"]),
-        "content-disposition": 'attachment; filename="{}"'.format(obj["filename"].replace('"', "")),
-    })
+    return StreamingResponse(
+        body(),
+        media_type="application/octet-stream",
+        headers={
+            "content-length": str(obj["bytes"]),
+            "content-disposition": 'attachment; filename="{}"'.format(obj["filename"].replace('"', "")),
+        },
+    )

@@ -24,7 +24,9 @@ async def _postgres(request: Request) -> str:
 async def _pollers(request: Request, queue: str, kind: TaskQueueType.ValueType) -> int:
     settings = request.app.state.settings
     resp = await request.app.state.temporal.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(namespace=settings.temporal_namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind),
+        DescribeTaskQueueRequest(
+            namespace=settings.temporal_namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind
+        ),
         timeout=timedelta(seconds=3),
     )
     return len(resp.pollers)
@@ -41,8 +43,12 @@ async def _check(coro: Any) -> tuple[bool, Any]:
 async def health(request: Request) -> JSONResponse:
     settings = request.app.state.settings
     pg_ok, pg = await _check(_postgres(request))
-    runs_ok, runs = await _check(_pollers(request, settings.runs_task_queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW))
-    inf_ok, inf = await _check(_pollers(request, settings.inference_task_queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY))
+    runs_ok, runs = await _check(
+        _pollers(request, settings.runs_task_queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
+    )
+    inf_ok, inf = await _check(
+        _pollers(request, settings.inference_task_queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
+    )
     temporal_ok = runs_ok or inf_ok
     workers = {
         settings.runs_task_queue: {"ready": runs_ok and runs > 0, "pollers": runs if runs_ok else 0},
@@ -52,8 +58,11 @@ async def health(request: Request) -> JSONResponse:
     body = {
         "status": "ok" if ready else "unavailable",
         "postgres": {"ready": pg_ok, "detail": pg},
-        "temporal": {"ready": temporal_ok, "address": settings.temporal_address,
-                     "detail": "ok" if temporal_ok else (runs if not runs_ok else inf)},
+        "temporal": {
+            "ready": temporal_ok,
+            "address": settings.temporal_address,
+            "detail": "ok" if temporal_ok else (runs if not runs_ok else inf),
+        },
         "workers": workers,
         "temporal_ui": settings.temporal_ui_url,
         "temporal_namespace": settings.temporal_namespace,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from psycopg_pool import AsyncConnectionPool
 
 from api.deps import AppSettings, Listing, Pool, Project, Temporal
 from api.errors import bad_request, not_found
 from assistants.db import objects
+from assistants.db.pool import Pool as DbPool
 from assistants.ids import new_id
 from assistants.objects import ACTIVE_RUN_STATUSES, message_object
 from assistants.schemas import MessageCreate, MessageUpdate
@@ -17,25 +17,33 @@ from assistants.schemas import MessageCreate, MessageUpdate
 router = APIRouter(prefix="/v1/threads/{thread_id}/messages", tags=["messages"])
 
 
-async def require_thread(pool: AsyncConnectionPool, project: str, thread_id: str) -> dict[str, Any]:
+async def require_thread(pool: DbPool, project: str, thread_id: str) -> dict[str, Any]:
     thread = await objects.get(pool, "threads", project, thread_id)
     if thread is None:
         raise not_found("thread", thread_id)
     return thread
 
 
-async def refuse_if_active_run(pool: AsyncConnectionPool, thread_id: str) -> None:
+async def refuse_if_active_run(pool: DbPool, thread_id: str) -> None:
     async with pool.connection() as conn:
-        row = await (await conn.execute(
-            "SELECT id FROM runs WHERE thread_id = %s AND status = ANY(%s)", (thread_id, list(ACTIVE_RUN_STATUSES))
-        )).fetchone()
+        row = await (
+            await conn.execute(
+                "SELECT id FROM runs WHERE thread_id = %s AND status = ANY(%s)",
+                (thread_id, list(ACTIVE_RUN_STATUSES)),
+            )
+        ).fetchone()
     if row is not None:
         raise bad_request(f"Can't add messages to {thread_id} while a run {row['id']} is active.")
 
 
 @router.post("")
 async def create_message(
-    thread_id: str, body: MessageCreate, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings
+    thread_id: str,
+    body: MessageCreate,
+    project: Project,
+    pool: Pool,
+    temporal: Temporal,
+    settings: AppSettings,
 ) -> dict[str, Any]:
     thread = await require_thread(pool, project, thread_id)
     await refuse_if_active_run(pool, thread_id)
@@ -68,7 +76,9 @@ async def retrieve_message(thread_id: str, message_id: str, project: Project, po
 
 
 @router.post("/{message_id}")
-async def modify_message(thread_id: str, message_id: str, body: MessageUpdate, project: Project, pool: Pool) -> dict[str, Any]:
+async def modify_message(
+    thread_id: str, message_id: str, body: MessageUpdate, project: Project, pool: Pool
+) -> dict[str, Any]:
     if await objects.get(pool, "messages", project, message_id, thread_id=thread_id) is None:
         raise not_found("message", message_id)
     obj = await objects.patch(pool, "messages", project, message_id, {"metadata": body.metadata or {}})

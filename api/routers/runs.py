@@ -34,11 +34,19 @@ async def _require_run(pool: Any, project: str, thread_id: str, run_id: str) -> 
 
 @router.post("/v1/threads/{thread_id}/runs")
 async def create_thread_run(
-    thread_id: str, body: RunCreate, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings, hub: Hub,
+    thread_id: str,
+    body: RunCreate,
+    project: Project,
+    pool: Pool,
+    temporal: Temporal,
+    settings: AppSettings,
+    hub: Hub,
     include: Include = None,
 ) -> Any:
     thread = await require_thread(pool, project, thread_id)
-    run = await create_run(pool, settings, project, thread, body, body.additional_instructions, body.additional_messages)
+    run = await create_run(
+        pool, settings, project, thread, body, body.additional_instructions, body.additional_messages
+    )
     await start_workflow(pool, temporal, settings, project, run)
     if body.stream:
         return run_stream(pool, hub, run["id"])
@@ -47,7 +55,12 @@ async def create_thread_run(
 
 @router.post("/v1/threads/runs")
 async def create_thread_and_run(
-    body: ThreadAndRunCreate, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings, hub: Hub
+    body: ThreadAndRunCreate,
+    project: Project,
+    pool: Pool,
+    temporal: Temporal,
+    settings: AppSettings,
+    hub: Hub,
 ) -> Any:
     # Validate the run against the assistant before creating anything.
     thread_body = body.thread or ThreadCreate()
@@ -70,7 +83,9 @@ async def create_thread_and_run(
 @router.get("/v1/threads/{thread_id}/runs")
 async def list_runs(thread_id: str, project: Project, pool: Pool, page: Listing) -> dict[str, Any]:
     await require_thread(pool, project, thread_id)
-    listing = (await objects.list_page(pool, "runs", project, **page.kwargs(), thread_id=thread_id)).envelope()  # type: ignore[arg-type]
+    listing = (
+        await objects.list_page(pool, "runs", project, **page.kwargs(), thread_id=thread_id)
+    ).envelope()  # type: ignore[arg-type]
     listing["data"] = [public_run(r) for r in listing["data"]]
     return listing
 
@@ -81,7 +96,9 @@ async def retrieve_run(thread_id: str, run_id: str, project: Project, pool: Pool
 
 
 @router.post("/v1/threads/{thread_id}/runs/{run_id}")
-async def modify_run(thread_id: str, run_id: str, body: RunUpdate, project: Project, pool: Pool) -> dict[str, Any]:
+async def modify_run(
+    thread_id: str, run_id: str, body: RunUpdate, project: Project, pool: Pool
+) -> dict[str, Any]:
     await _require_run(pool, project, thread_id, run_id)
     obj = await objects.patch(pool, "runs", project, run_id, {"metadata": body.metadata or {}})
     assert obj is not None
@@ -89,14 +106,18 @@ async def modify_run(thread_id: str, run_id: str, body: RunUpdate, project: Proj
 
 
 @router.post("/v1/threads/{thread_id}/runs/{run_id}/cancel")
-async def cancel_run(thread_id: str, run_id: str, project: Project, pool: Pool, temporal: Temporal) -> dict[str, Any]:
+async def cancel_run(
+    thread_id: str, run_id: str, project: Project, pool: Pool, temporal: Temporal
+) -> dict[str, Any]:
     await _require_run(pool, project, thread_id, run_id)
     async with pool.connection() as conn, conn.transaction():
-        row = await (await conn.execute(
-            "UPDATE runs SET status = 'cancelling', data = data || '{\"status\": \"cancelling\"}'::jsonb"
-            " WHERE id = %s AND project_id = %s AND status IN ('queued', 'in_progress', 'requires_action') RETURNING data",
-            (run_id, project),
-        )).fetchone()
+        row = await (
+            await conn.execute(
+                "UPDATE runs SET status = 'cancelling', data = data || '{\"status\": \"cancelling\"}'::jsonb"
+                " WHERE id = %s AND project_id = %s AND status IN ('queued', 'in_progress', 'requires_action') RETURNING data",
+                (run_id, project),
+            )
+        ).fetchone()
         if row is not None:
             await append_event(conn, run_id, "thread.run.cancelling", row["data"])
     if row is None:
@@ -113,11 +134,17 @@ async def cancel_run(thread_id: str, run_id: str, project: Project, pool: Pool, 
 
 @router.post("/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs")
 async def submit_tool_outputs(
-    thread_id: str, run_id: str, body: SubmitToolOutputs, project: Project, pool: Pool, temporal: Temporal, hub: Hub
+    thread_id: str,
+    run_id: str,
+    body: SubmitToolOutputs,
+    project: Project,
+    pool: Pool,
+    temporal: Temporal,
+    hub: Hub,
 ) -> Any:
     run = await _require_run(pool, project, thread_id, run_id)
     if run["status"] != "requires_action":
-        raise bad_request(f"Runs in status \"{run['status']}\" do not accept tool outputs.")
+        raise bad_request(f'Runs in status "{run["status"]}" do not accept tool outputs.')
     ids = [o.tool_call_id for o in body.tool_outputs]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
@@ -125,17 +152,25 @@ async def submit_tool_outputs(
     pending = [c["id"] for c in run["required_action"]["submit_tool_outputs"]["tool_calls"]]
     unknown = [i for i in ids if i not in pending]
     if unknown:
-        raise bad_request(f"No tool call found with id '{unknown[0]}' in the run's required action.", "tool_outputs")
+        raise bad_request(
+            f"No tool call found with id '{unknown[0]}' in the run's required action.", "tool_outputs"
+        )
     missing = [i for i in pending if i not in ids]
     if missing:
-        raise bad_request(f"Expected tool outputs for call_ids {pending}, got {ids}. Missing: {missing[0]}.", "tool_outputs")
+        raise bad_request(
+            f"Expected tool outputs for call_ids {pending}, got {ids}. Missing: {missing[0]}.", "tool_outputs"
+        )
     step_id = run.get("_requires_action_step", "")
     resume_after = await last_seq(pool, run_id) if body.stream else None  # stream what follows the outputs
     try:
         await temporal.get_workflow_handle(run_id).execute_update(
             RunWorkflow.submit_tool_outputs,
-            ToolOutputsInput(run_id=run_id, project_id=project, step_id=step_id,
-                             outputs={o.tool_call_id: o.output for o in body.tool_outputs}),
+            ToolOutputsInput(
+                run_id=run_id,
+                project_id=project,
+                step_id=step_id,
+                outputs={o.tool_call_id: o.output for o in body.tool_outputs},
+            ),
         )
     except WorkflowUpdateFailedError as exc:
         raise bad_request(str(getattr(exc.cause, "message", exc.cause) or exc)) from None

@@ -26,7 +26,9 @@ def shape_step(step: dict[str, Any], include: list[str] | None) -> dict[str, Any
 
 
 @router.get("")
-async def list_steps(thread_id: str, run_id: str, project: Project, pool: Pool, page: Listing, include: Include = None) -> dict[str, Any]:
+async def list_steps(
+    thread_id: str, run_id: str, project: Project, pool: Pool, page: Listing, include: Include = None
+) -> dict[str, Any]:
     if await objects.get(pool, "runs", project, run_id, thread_id=thread_id) is None:
         raise not_found("run", run_id)
     listing = (await objects.list_page(pool, "run_steps", project, **page.kwargs(), run_id=run_id)).envelope()  # type: ignore[arg-type]
@@ -35,7 +37,9 @@ async def list_steps(thread_id: str, run_id: str, project: Project, pool: Pool, 
 
 
 @router.get("/{step_id}")
-async def retrieve_step(thread_id: str, run_id: str, step_id: str, project: Project, pool: Pool, include: Include = None) -> dict[str, Any]:
+async def retrieve_step(
+    thread_id: str, run_id: str, step_id: str, project: Project, pool: Pool, include: Include = None
+) -> dict[str, Any]:
     obj = await objects.get(pool, "run_steps", project, step_id, run_id=run_id, thread_id=thread_id)
     if obj is None:
         raise not_found("run step", step_id)

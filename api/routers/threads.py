@@ -6,12 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 
 from api.deps import AppSettings, Pool, Project, Temporal
 from api.errors import not_found
 from assistants.db import objects
+from assistants.db.pool import Pool as DbPool
 from assistants.ids import new_id
 from assistants.objects import message_object, thread_object, tool_resources_object
 from assistants.schemas import ThreadCreate, ThreadUpdate
@@ -21,7 +21,10 @@ router = APIRouter(prefix="/v1/threads", tags=["threads"])
 
 
 async def create_thread_rows(
-    pool: AsyncConnectionPool, project: str, body: ThreadCreate | None, temporal: Client | None = None,
+    pool: DbPool,
+    project: str,
+    body: ThreadCreate | None,
+    temporal: Client | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Insert a thread and its initial messages in one transaction (then, given `temporal` and
@@ -36,7 +39,9 @@ async def create_thread_rows(
     if temporal is not None:
         await vs.check_files(pool, project, attached, "messages.attachments")
         for spec in specs:
-            await vs.check_files(pool, project, spec.file_ids, "tool_resources.file_search.vector_stores.file_ids")
+            await vs.check_files(
+                pool, project, spec.file_ids, "tool_resources.file_search.vector_stores.file_ids"
+            )
     # --- end files ---
     thread = thread_object(new_id("thread"), body.tool_resources, body.metadata)
     async with pool.connection() as conn, conn.transaction():
@@ -53,10 +58,22 @@ async def create_thread_rows(
     # --- files (issue 5) ---
     if temporal is not None and settings is not None:
         for spec in specs:
-            store = await vs.create_store(pool, temporal, settings, project, file_ids=spec.file_ids,
-                                          chunking_strategy=spec.chunking_strategy, metadata=spec.metadata)
+            store = await vs.create_store(
+                pool,
+                temporal,
+                settings,
+                project,
+                file_ids=spec.file_ids,
+                chunking_strategy=spec.chunking_strategy,
+                metadata=spec.metadata,
+            )
             tool_resources = {**thread["tool_resources"], "file_search": {"vector_store_ids": [store["id"]]}}
-            thread = await objects.patch(pool, "threads", project, thread["id"], {"tool_resources": tool_resources}) or thread
+            thread = (
+                await objects.patch(
+                    pool, "threads", project, thread["id"], {"tool_resources": tool_resources}
+                )
+                or thread
+            )
         thread = await vs.attach_files_to_thread(pool, temporal, settings, project, thread, attached)
     # --- end files ---
     return thread

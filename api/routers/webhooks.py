@@ -30,7 +30,9 @@ class WebhookCreate(Strict):
 
     url: str
     # `events` is this server's older spelling; `event_types` is the SDK's.
-    event_types: list[str] | None = Field(default=None, validation_alias=AliasChoices("event_types", "events"))
+    event_types: list[str] | None = Field(
+        default=None, validation_alias=AliasChoices("event_types", "events")
+    )
     name: str | None = Field(default=None, max_length=256)
 
 
@@ -38,7 +40,9 @@ class WebhookUpdate(Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     url: str | None = None
-    event_types: list[str] | None = Field(default=None, validation_alias=AliasChoices("event_types", "events"))
+    event_types: list[str] | None = Field(
+        default=None, validation_alias=AliasChoices("event_types", "events")
+    )
     name: str | None = Field(default=None, max_length=256)
 
 
@@ -54,19 +58,28 @@ def _check_event_types(types: list[str] | None) -> list[str]:
         return list(RUN_EVENT_TYPES)
     unknown = [t for t in types if t not in RUN_EVENT_TYPES]
     if unknown or not types:
-        raise bad_request(f"Invalid event type '{unknown[0] if unknown else ''}'. Supported: {', '.join(RUN_EVENT_TYPES)}.",
-                          "event_types", "invalid_value")
+        raise bad_request(
+            f"Invalid event type '{unknown[0] if unknown else ''}'. Supported: {', '.join(RUN_EVENT_TYPES)}.",
+            "event_types",
+            "invalid_value",
+        )
     return list(dict.fromkeys(types))
 
 
 async def create_webhook(body: WebhookCreate, project: Project, pool: Pool) -> dict[str, Any]:
     url, types = _check_url(body.url), _check_event_types(body.event_types)
     secret = new_secret()
-    obj = endpoint_object(new_id("wh"), url=url, event_types=types, name=body.name or "", secret=secret, created_at=now())
+    obj = endpoint_object(
+        new_id("wh"), url=url, event_types=types, name=body.name or "", secret=secret, created_at=now()
+    )
     async with pool.connection() as conn:
-        count = await (await conn.execute("SELECT count(*) AS n FROM webhooks WHERE project_id = %s", (project,))).fetchone()
+        count = await (
+            await conn.execute("SELECT count(*) AS n FROM webhooks WHERE project_id = %s", (project,))
+        ).fetchone()
         if count and count["n"] >= _MAX_ENDPOINTS:
-            raise bad_request(f"A project may have at most {_MAX_ENDPOINTS} webhook endpoints.", code="limit_reached")
+            raise bad_request(
+                f"A project may have at most {_MAX_ENDPOINTS} webhook endpoints.", code="limit_reached"
+            )
         await conn.execute(
             "INSERT INTO webhooks (id, project_id, url, secret, event_types, created_at, data) VALUES (%s, %s, %s, %s, %s, %s, %s)",
             (obj["id"], project, url, secret, types, obj["created_at"], Jsonb(obj)),
@@ -85,7 +98,9 @@ async def retrieve_webhook(webhook_id: str, project: Project, pool: Pool) -> dic
     return obj
 
 
-async def update_webhook(webhook_id: str, body: WebhookUpdate, project: Project, pool: Pool) -> dict[str, Any]:
+async def update_webhook(
+    webhook_id: str, body: WebhookUpdate, project: Project, pool: Pool
+) -> dict[str, Any]:
     given = body.model_fields_set
     fields: dict[str, Any] = {"updated_at": now()}
     if "url" in given and body.url is not None:
@@ -95,11 +110,13 @@ async def update_webhook(webhook_id: str, body: WebhookUpdate, project: Project,
     if "name" in given:
         fields["name"] = body.name or ""
     async with pool.connection() as conn:
-        row = await (await conn.execute(
-            "UPDATE webhooks SET data = data || %s, url = coalesce(%s, url), event_types = coalesce(%s, event_types)"
-            " WHERE id = %s AND project_id = %s RETURNING data",
-            (Jsonb(fields), fields.get("url"), fields.get("event_types"), webhook_id, project),
-        )).fetchone()
+        row = await (
+            await conn.execute(
+                "UPDATE webhooks SET data = data || %s, url = coalesce(%s, url), event_types = coalesce(%s, event_types)"
+                " WHERE id = %s AND project_id = %s RETURNING data",
+                (Jsonb(fields), fields.get("url"), fields.get("event_types"), webhook_id, project),
+            )
+        ).fetchone()
     if row is None:
         raise not_found("webhook endpoint", webhook_id)
     return row["data"]
@@ -109,10 +126,12 @@ async def rotate_webhook_secret(webhook_id: str, project: Project, pool: Pool) -
     secret = new_secret()
     fields = {"updated_at": now(), "signing_secret_hint": secret_hint(secret)}
     async with pool.connection() as conn:
-        row = await (await conn.execute(
-            "UPDATE webhooks SET secret = %s, data = data || %s WHERE id = %s AND project_id = %s RETURNING data",
-            (secret, Jsonb(fields), webhook_id, project),
-        )).fetchone()
+        row = await (
+            await conn.execute(
+                "UPDATE webhooks SET secret = %s, data = data || %s WHERE id = %s AND project_id = %s RETURNING data",
+                (secret, Jsonb(fields), webhook_id, project),
+            )
+        ).fetchone()
     if row is None:
         raise not_found("webhook endpoint", webhook_id)
     return {**row["data"], "signing_secret": secret}

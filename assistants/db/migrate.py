@@ -39,7 +39,9 @@ def apply_migrations(database_url: str) -> list[str]:
                     continue
                 with conn.transaction():
                     conn.execute(sql)  # type: ignore[arg-type]
-                    conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
+                    )
                 log.info("applied migration %s", name)
                 applied.append(name)
         finally:

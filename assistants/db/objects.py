@@ -11,10 +11,30 @@ from typing import Any, Literal
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
-Table = Literal["assistants", "threads", "messages", "runs", "run_steps", "files", "vector_stores", "vector_store_files", "vector_store_file_batches"]
-_EXTRA_COLUMNS = {"thread_id", "run_id", "assistant_id", "status", "vector_store_id", "batch_id", "purpose", "file_id"}
+from assistants.db.pool import Pool as DbPool
+
+Table = Literal[
+    "assistants",
+    "threads",
+    "messages",
+    "runs",
+    "run_steps",
+    "files",
+    "vector_stores",
+    "vector_store_files",
+    "vector_store_file_batches",
+]
+_EXTRA_COLUMNS = {
+    "thread_id",
+    "run_id",
+    "assistant_id",
+    "status",
+    "vector_store_id",
+    "batch_id",
+    "purpose",
+    "file_id",
+}
 
 
 @dataclass
@@ -39,39 +59,61 @@ def _cols(columns: dict[str, Any]) -> dict[str, Any]:
     return columns
 
 
-async def insert(pool: AsyncConnectionPool, table: Table, project_id: str, obj: dict[str, Any], **columns: Any) -> dict[str, Any]:
-    cols = {"id": obj["id"], "project_id": project_id, "created_at": obj["created_at"], "data": Jsonb(obj), **_cols(columns)}
+async def insert(
+    pool: DbPool, table: Table, project_id: str, obj: dict[str, Any], **columns: Any
+) -> dict[str, Any]:
+    cols = {
+        "id": obj["id"],
+        "project_id": project_id,
+        "created_at": obj["created_at"],
+        "data": Jsonb(obj),
+        **_cols(columns),
+    }
     query = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (id) DO NOTHING").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, cols)), sql.SQL(", ").join(sql.Placeholder() * len(cols))
+        sql.Identifier(table),
+        sql.SQL(", ").join(map(sql.Identifier, cols)),
+        sql.SQL(", ").join(sql.Placeholder() * len(cols)),
     )
     async with pool.connection() as conn:
         await conn.execute(query, list(cols.values()))
     return obj
 
 
-async def get(pool: AsyncConnectionPool, table: Table, project_id: str, obj_id: str, **where: Any) -> dict[str, Any] | None:
-    conds = [sql.SQL("id = %s"), sql.SQL("project_id = %s")] + [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in _cols(where)]
-    query = sql.SQL("SELECT data FROM {} WHERE {}").format(sql.Identifier(table), sql.SQL(" AND ").join(conds))
+async def get(
+    pool: DbPool, table: Table, project_id: str, obj_id: str, **where: Any
+) -> dict[str, Any] | None:
+    conds = [sql.SQL("id = %s"), sql.SQL("project_id = %s")] + [
+        sql.SQL("{} = %s").format(sql.Identifier(k)) for k in _cols(where)
+    ]
+    query = sql.SQL("SELECT data FROM {} WHERE {}").format(
+        sql.Identifier(table), sql.SQL(" AND ").join(conds)
+    )
     async with pool.connection() as conn:
         row = await (await conn.execute(query, [obj_id, project_id, *where.values()])).fetchone()
     return row["data"] if row else None
 
 
 async def patch(
-    pool: AsyncConnectionPool, table: Table, project_id: str, obj_id: str, fields: dict[str, Any], **columns: Any
+    pool: DbPool, table: Table, project_id: str, obj_id: str, fields: dict[str, Any], **columns: Any
 ) -> dict[str, Any] | None:
     """Shallow-merge `fields` into the object (and set extra columns); returns the new object."""
-    sets = [sql.SQL("data = data || %s")] + [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in _cols(columns)]
+    sets = [sql.SQL("data = data || %s")] + [
+        sql.SQL("{} = %s").format(sql.Identifier(k)) for k in _cols(columns)
+    ]
     query = sql.SQL("UPDATE {} SET {} WHERE id = %s AND project_id = %s RETURNING data").format(
         sql.Identifier(table), sql.SQL(", ").join(sets)
     )
     async with pool.connection() as conn:
-        row = await (await conn.execute(query, [Jsonb(fields), *columns.values(), obj_id, project_id])).fetchone()
+        row = await (
+            await conn.execute(query, [Jsonb(fields), *columns.values(), obj_id, project_id])
+        ).fetchone()
     return row["data"] if row else None
 
 
-async def delete(pool: AsyncConnectionPool, table: Table, project_id: str, obj_id: str, **where: Any) -> bool:
-    conds = [sql.SQL("id = %s"), sql.SQL("project_id = %s")] + [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in _cols(where)]
+async def delete(pool: DbPool, table: Table, project_id: str, obj_id: str, **where: Any) -> bool:
+    conds = [sql.SQL("id = %s"), sql.SQL("project_id = %s")] + [
+        sql.SQL("{} = %s").format(sql.Identifier(k)) for k in _cols(where)
+    ]
     query = sql.SQL("DELETE FROM {} WHERE {}").format(sql.Identifier(table), sql.SQL(" AND ").join(conds))
     async with pool.connection() as conn:
         cur = await conn.execute(query, [obj_id, project_id, *where.values()])
@@ -79,7 +121,7 @@ async def delete(pool: AsyncConnectionPool, table: Table, project_id: str, obj_i
 
 
 async def list_page(
-    pool: AsyncConnectionPool,
+    pool: DbPool,
     table: Table,
     project_id: str,
     *,
@@ -93,7 +135,7 @@ async def list_page(
 
     An unknown cursor id yields an empty page rather than an error, as OpenAI does.
     """
-    conds = [sql.SQL("project_id = %s")]
+    conds: list[sql.Composable] = [sql.SQL("project_id = %s")]
     params: list[Any] = [project_id]
     for k, v in _cols(where).items():
         conds.append(sql.SQL("{} = %s").format(sql.Identifier(k)))

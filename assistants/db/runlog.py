@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from assistants.db.pool import Conn as DbConn
 from assistants.objects import now
 
 NOTIFY_CHANNEL = "run_events"
@@ -21,11 +21,13 @@ def _public(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
-async def append_event(conn: AsyncConnection, run_id: str, event: str, data: dict[str, Any], attempt: int = 0) -> None:
+async def append_event(conn: DbConn, run_id: str, event: str, data: dict[str, Any], attempt: int = 0) -> None:
     await append_events(conn, run_id, [(event, data)], attempt)
 
 
-async def append_events(conn: AsyncConnection, run_id: str, events: list[tuple[str, dict[str, Any]]], attempt: int = 0) -> None:
+async def append_events(
+    conn: DbConn, run_id: str, events: list[tuple[str, dict[str, Any]]], attempt: int = 0
+) -> None:
     """Append in one transaction holding a per-run lock until commit, so one run's seqs commit in
     order: a reader that has seen seq N never later finds a smaller seq appear behind its cursor."""
     if not events:
@@ -80,7 +82,7 @@ def step_row(step_id: str, run: dict[str, Any], details: dict[str, Any]) -> dict
     }
 
 
-async def insert_message(conn: AsyncConnection, project_id: str, msg: dict[str, Any]) -> bool:
+async def insert_message(conn: DbConn, project_id: str, msg: dict[str, Any]) -> bool:
     cur = await conn.execute(
         "INSERT INTO messages (id, project_id, thread_id, run_id, created_at, data) VALUES (%s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (id) DO NOTHING",
@@ -89,7 +91,7 @@ async def insert_message(conn: AsyncConnection, project_id: str, msg: dict[str, 
     return cur.rowcount > 0
 
 
-async def insert_step(conn: AsyncConnection, project_id: str, step: dict[str, Any]) -> bool:
+async def insert_step(conn: DbConn, project_id: str, step: dict[str, Any]) -> bool:
     cur = await conn.execute(
         "INSERT INTO run_steps (id, project_id, thread_id, run_id, created_at, data) VALUES (%s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (id) DO NOTHING",
@@ -98,6 +100,8 @@ async def insert_step(conn: AsyncConnection, project_id: str, step: dict[str, An
     return cur.rowcount > 0
 
 
-async def load_run(conn: AsyncConnection, run_id: str, project_id: str) -> dict[str, Any] | None:
-    row = await (await conn.execute("SELECT data FROM runs WHERE id = %s AND project_id = %s", (run_id, project_id))).fetchone()
+async def load_run(conn: DbConn, run_id: str, project_id: str) -> dict[str, Any] | None:
+    row = await (
+        await conn.execute("SELECT data FROM runs WHERE id = %s AND project_id = %s", (run_id, project_id))
+    ).fetchone()
     return None if row is None else (row["data"] if isinstance(row, dict) else row[0])

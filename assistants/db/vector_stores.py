@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
+from assistants.db.pool import Conn as DbConn
+from assistants.db.pool import Pool as DbPool
 from assistants.ids import derived_id
 
 DAY = 86400
@@ -39,12 +39,15 @@ def _counts(rows: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
-async def store_stats(conn: AsyncConnection, store_ids: list[str]) -> dict[str, tuple[dict[str, int], int]]:
+async def store_stats(conn: DbConn, store_ids: list[str]) -> dict[str, tuple[dict[str, int], int]]:
     """vector_store_id -> (file_counts, usage_bytes)."""
-    rows = await (await conn.execute(
-        "SELECT vector_store_id, status, count(*) AS n, coalesce(sum((data->>'usage_bytes')::bigint), 0) AS bytes"
-        " FROM vector_store_files WHERE vector_store_id = ANY(%s) GROUP BY 1, 2", (store_ids,)
-    )).fetchall()
+    rows = await (
+        await conn.execute(
+            "SELECT vector_store_id, status, count(*) AS n, coalesce(sum((data->>'usage_bytes')::bigint), 0) AS bytes"
+            " FROM vector_store_files WHERE vector_store_id = ANY(%s) GROUP BY 1, 2",
+            (store_ids,),
+        )
+    ).fetchall()
     out: dict[str, tuple[dict[str, int], int]] = {}
     for sid in store_ids:
         mine = [r for r in rows if r["vector_store_id"] == sid]
@@ -64,7 +67,7 @@ def present_store(data: dict[str, Any], counts: dict[str, int], usage_bytes: int
     return obj
 
 
-async def present_stores(pool: AsyncConnectionPool, stores: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def present_stores(pool: DbPool, stores: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not stores:
         return []
     async with pool.connection() as conn:
@@ -72,14 +75,16 @@ async def present_stores(pool: AsyncConnectionPool, stores: list[dict[str, Any]]
     return [present_store(s, *stats[s["id"]]) for s in stores]
 
 
-async def batch_counts(conn: AsyncConnection, batch_id: str) -> dict[str, int]:
-    rows = await (await conn.execute(
-        "SELECT status, count(*) AS n FROM vector_store_files WHERE batch_id = %s GROUP BY 1", (batch_id,)
-    )).fetchall()
+async def batch_counts(conn: DbConn, batch_id: str) -> dict[str, int]:
+    rows = await (
+        await conn.execute(
+            "SELECT status, count(*) AS n FROM vector_store_files WHERE batch_id = %s GROUP BY 1", (batch_id,)
+        )
+    ).fetchall()
     return _counts(list(rows))
 
 
-async def touch_store(conn: AsyncConnection, vector_store_id: str) -> None:
+async def touch_store(conn: DbConn, vector_store_id: str) -> None:
     """Mark the store active now; slide its expiry when it has `expires_after`."""
     ts = int(time.time())
     await conn.execute(
@@ -90,8 +95,13 @@ async def touch_store(conn: AsyncConnection, vector_store_id: str) -> None:
     )
 
 
-def file_object(vector_store_id: str, file_id: str, created_at: int, chunking: dict[str, Any],
-                attributes: dict[str, Any] | None) -> dict[str, Any]:
+def file_object(
+    vector_store_id: str,
+    file_id: str,
+    created_at: int,
+    chunking: dict[str, Any],
+    attributes: dict[str, Any] | None,
+) -> dict[str, Any]:
     return {
         "id": file_id,
         "object": "vector_store.file",
@@ -105,37 +115,62 @@ def file_object(vector_store_id: str, file_id: str, created_at: int, chunking: d
     }
 
 
-async def insert_files(conn: AsyncConnection, project_id: str, vector_store_id: str, items: list[dict[str, Any]],
-                       batch_id: str | None = None) -> list[tuple[dict[str, Any], bool]]:
+async def insert_files(
+    conn: DbConn,
+    project_id: str,
+    vector_store_id: str,
+    items: list[dict[str, Any]],
+    batch_id: str | None = None,
+) -> list[tuple[dict[str, Any], bool]]:
     """Insert vector_store.file rows (in_progress). A file already in the store is re-ingested
     unless it is in progress. Returns (object, needs_ingestion) in input order."""
     out = []
     for obj in items:
-        row = await (await conn.execute(
-            "INSERT INTO vector_store_files (id, project_id, vector_store_id, file_id, batch_id, status, created_at, data)"
-            " VALUES (%s, %s, %s, %s, %s, 'in_progress', %s, %s)"
-            " ON CONFLICT (vector_store_id, file_id) DO UPDATE SET status = 'in_progress', batch_id = EXCLUDED.batch_id,"
-            "   data = EXCLUDED.data WHERE vector_store_files.status <> 'in_progress'"
-            " RETURNING data",
-            (file_row_id(vector_store_id, obj["id"]), project_id, vector_store_id, obj["id"], batch_id, obj["created_at"],
-             Jsonb(obj)),
-        )).fetchone()
+        row = await (
+            await conn.execute(
+                "INSERT INTO vector_store_files (id, project_id, vector_store_id, file_id, batch_id, status, created_at, data)"
+                " VALUES (%s, %s, %s, %s, %s, 'in_progress', %s, %s)"
+                " ON CONFLICT (vector_store_id, file_id) DO UPDATE SET status = 'in_progress', batch_id = EXCLUDED.batch_id,"
+                "   data = EXCLUDED.data WHERE vector_store_files.status <> 'in_progress'"
+                " RETURNING data",
+                (
+                    file_row_id(vector_store_id, obj["id"]),
+                    project_id,
+                    vector_store_id,
+                    obj["id"],
+                    batch_id,
+                    obj["created_at"],
+                    Jsonb(obj),
+                ),
+            )
+        ).fetchone()
         if row is not None:
             out.append((row["data"], True))
         else:  # already being ingested: hand back the row as it is
-            cur = await (await conn.execute(
-                "SELECT data FROM vector_store_files WHERE vector_store_id = %s AND file_id = %s", (vector_store_id, obj["id"])
-            )).fetchone()
+            cur = await (
+                await conn.execute(
+                    "SELECT data FROM vector_store_files WHERE vector_store_id = %s AND file_id = %s",
+                    (vector_store_id, obj["id"]),
+                )
+            ).fetchone()
             out.append((cur["data"] if cur else obj, False))
     return out
 
 
-async def set_file_status(conn: AsyncConnection, vector_store_id: str, file_id: str, status: str,
-                          last_error: dict[str, Any] | None = None, *, only_in_progress: bool = True,
-                          **fields: Any) -> bool:
+async def set_file_status(
+    conn: DbConn,
+    vector_store_id: str,
+    file_id: str,
+    status: str,
+    last_error: dict[str, Any] | None = None,
+    *,
+    only_in_progress: bool = True,
+    **fields: Any,
+) -> bool:
     cond = " AND status = 'in_progress'" if only_in_progress else ""
     cur = await conn.execute(
-        "UPDATE vector_store_files SET status = %s, data = data || %s WHERE vector_store_id = %s AND file_id = %s" + cond,
+        "UPDATE vector_store_files SET status = %s, data = data || %s WHERE vector_store_id = %s AND file_id = %s"
+        + cond,
         (status, Jsonb({"status": status, "last_error": last_error, **fields}), vector_store_id, file_id),
     )
     return cur.rowcount > 0

@@ -15,8 +15,12 @@ def make_storage(settings: Settings) -> FileStorage:
 
         if not settings.s3_bucket:
             raise ValueError("ASSISTANTS_STORAGE_BACKEND=s3 needs ASSISTANTS_S3_BUCKET")
-        return S3Storage(settings.s3_bucket, prefix=settings.s3_prefix, endpoint_url=settings.s3_endpoint_url,
-                         region=settings.s3_region)
+        return S3Storage(
+            settings.s3_bucket,
+            prefix=settings.s3_prefix,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+        )
     from assistants.storage.local import LocalStorage
 
     return LocalStorage(settings.storage_dir or settings.resolved_data_dir / "files")

@@ -16,11 +16,20 @@ from assistants.storage.base import CHUNK, FileStorage, FileTooLarge, LimitedRea
 
 
 class S3Storage(FileStorage):
-    def __init__(self, bucket: str, *, prefix: str = "", endpoint_url: str | None = None, region: str | None = None,
-                 client: Any = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        client: Any = None,
+    ) -> None:
         self.bucket, self.prefix = bucket, prefix
         self.client = client or boto3.client(
-            "s3", endpoint_url=endpoint_url, region_name=region,
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
             config=Config(retries={"max_attempts": 1, "mode": "standard"}, signature_version="s3v4"),
         )
 
