@@ -286,3 +286,34 @@ def test_worker_sigkill_mid_generation_gives_one_message(
     assert len(msgs) == 1 and _text(msgs[0])
     steps = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id).data
     assert len(steps) == 1
+
+
+def test_keys_list_and_revoke(stack: StackHandle) -> None:
+    import subprocess
+
+    from tests.stackutil import ASSISTANTS
+
+    key = stack.create_key("revocable")
+    assert (
+        httpx.get(stack.base_url + "/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    )
+    cli = [str(ASSISTANTS), "keys"]
+    listed = subprocess.run(
+        [*cli, "list", "--data-dir", str(stack.data_dir)],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert key not in listed  # only a redacted form is ever shown again
+    [line] = [ln for ln in listed.splitlines() if "\trevocable\t" in ln]
+    key_id = line.split("\t")[0]
+    assert line.endswith("active") and key[-4:] in line
+    subprocess.run(
+        [*cli, "revoke", "--data-dir", str(stack.data_dir), key_id],
+        env=stack.env,
+        check=True,
+        capture_output=True,
+    )
+    r = httpx.get(stack.base_url + "/models", headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
