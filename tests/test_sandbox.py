@@ -352,8 +352,11 @@ async def test_unavailable_without_bubblewrap(work_root):
 
 
 async def test_cli_prints_one_json_object(work_root):
+    data_dir = Path(tempfile.mkdtemp(prefix="assistants-sandbox-cli-"))
+    data_dir.chmod(0o755)  # the embedded Postgres it starts runs unprivileged
     env = {
         **os.environ,
+        "ASSISTANTS_DATA_DIR": str(data_dir),
         "ASSISTANTS_SANDBOX_WORK_ROOT": str(work_root),
         "ASSISTANTS_SANDBOX_TIMEOUT_SECONDS": "20",
     }
@@ -370,10 +373,15 @@ async def test_cli_prints_one_json_object(work_root):
         stderr=asyncio.subprocess.PIPE,
         env=env,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
     assert proc.returncode == 0, err.decode()
     obj = json.loads(out.decode().strip().splitlines()[-1])
-    assert obj["stdout"] == "hi\n" and obj["error"] is None and obj["files"] == ["/mnt/data/o.txt"]
+    # What the code wrote became a File (in the data dir's own embedded database and storage).
+    assert obj["stdout"] == "hi\n" and obj["error"] is None
+    assert len(obj["files"]) == 1 and obj["files"][0].startswith("file-")
     assert obj["results"][0]["text"] == "42"
 
 
