@@ -31,7 +31,7 @@ TIMEOUTS = {
     "bench_generation_raw.py": 150,
     "bench_runs.py": 330,
     "bench_api.py": 150,
-    "bench_retrieval.py": 200,
+    "bench_retrieval.py": 330,
     "bench_streaming.py": 150,
 }
 DEFAULT_TIMEOUT = 150
