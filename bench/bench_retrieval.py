@@ -33,8 +33,10 @@ def setup(conn: psycopg.Connection) -> None:
         conn.execute(f"CREATE TABLE {SCHEMA}.{table} (LIKE public.{table} INCLUDING ALL)")
     # Chunks without their search indexes: bulk loads build them afterwards (build_indexes), which is
     # how a large corpus is best loaded, and far faster than maintaining HNSW row by row.
-    conn.execute(f"CREATE TABLE {SCHEMA}.vector_store_chunks (LIKE public.vector_store_chunks"
-                 " INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS)")
+    conn.execute(
+        f"CREATE TABLE {SCHEMA}.vector_store_chunks (LIKE public.vector_store_chunks"
+        " INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS)"
+    )
     conn.execute(f"SET search_path = {SCHEMA}, public")
 
 
@@ -47,14 +49,31 @@ def ingestion(conn: psycopg.Connection, embedder: Embedder, n_docs: int) -> None
     t1 = time.perf_counter()
     vecs = embedder.embed([c.text for c in chunks])
     t2 = time.perf_counter()
-    with conn.cursor().copy("COPY vector_store_chunks (id, project_id, vector_store_id, file_id, chunk_index, char_start,"
-                            " char_end, tokens, content, embedding) FROM STDIN") as copy:
+    with conn.cursor().copy(
+        "COPY vector_store_chunks (id, project_id, vector_store_id, file_id, chunk_index, char_start,"
+        " char_end, tokens, content, embedding) FROM STDIN"
+    ) as copy:
         for i, (c, v) in enumerate(zip(chunks, vecs, strict=True)):
-            copy.write_row((f"ing{i}", "bench", "vs_ing", "f", i, c.char_start, c.char_end, c.tokens, c.text, vector_literal(v)))
+            copy.write_row(
+                (
+                    f"ing{i}",
+                    "bench",
+                    "vs_ing",
+                    "f",
+                    i,
+                    c.char_start,
+                    c.char_end,
+                    c.tokens,
+                    c.text,
+                    vector_literal(v),
+                )
+            )
     t3 = time.perf_counter()
-    print(f"ingestion: {len(chunks)} chunks of 800 tokens: chunk {t1 - t0:.2f}s, embed {t2 - t1:.2f}s, "
-          f"write {t3 - t2:.2f}s -> {len(chunks) / (t3 - t0):.1f} chunks/s end to end "
-          f"(embedding dominates; model={embedder.model_path.rsplit('/', 1)[-1]}, batch={embedder.batch_size})")
+    print(
+        f"ingestion: {len(chunks)} chunks of 800 tokens: chunk {t1 - t0:.2f}s, embed {t2 - t1:.2f}s, "
+        f"write {t3 - t2:.2f}s -> {len(chunks) / (t3 - t0):.1f} chunks/s end to end "
+        f"(embedding dominates; model={embedder.model_path.rsplit('/', 1)[-1]}, batch={embedder.batch_size})"
+    )
 
 
 def fill(conn: psycopg.Connection, n: int, start: int, rng: np.random.Generator) -> np.ndarray:
@@ -62,12 +81,16 @@ def fill(conn: psycopg.Connection, n: int, start: int, rng: np.random.Generator)
     centers = rng.normal(size=(64, 384)).astype(np.float32)
     vecs = centers[rng.integers(0, 64, n)] + 0.6 * rng.normal(size=(n, 384)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    with conn.cursor().copy("COPY vector_store_chunks (id, project_id, vector_store_id, file_id, chunk_index, char_start,"
-                            " char_end, tokens, content, embedding) FROM STDIN") as copy:
+    with conn.cursor().copy(
+        "COPY vector_store_chunks (id, project_id, vector_store_id, file_id, chunk_index, char_start,"
+        " char_end, tokens, content, embedding) FROM STDIN"
+    ) as copy:
         for i, v in enumerate(vecs):
             j = start + i
             text = " ".join(rng.choice(WORDS, size=40))
-            copy.write_row((f"c{j}", "bench", "vs_bench", f"file{j % 500}", j, 0, len(text), 40, text, vector_literal(v)))
+            copy.write_row(
+                (f"c{j}", "bench", "vs_bench", f"file{j % 500}", j, 0, len(text), 40, text, vector_literal(v))
+            )
     return vecs
 
 
@@ -76,7 +99,9 @@ def build_indexes(conn: psycopg.Connection) -> float:
     t = time.perf_counter()
     conn.execute("DROP INDEX IF EXISTS bench_chunks_hnsw, bench_chunks_tsv")
     conn.execute("SET maintenance_work_mem = '1GB'")
-    conn.execute("CREATE INDEX bench_chunks_hnsw ON vector_store_chunks USING hnsw (embedding vector_cosine_ops)")
+    conn.execute(
+        "CREATE INDEX bench_chunks_hnsw ON vector_store_chunks USING hnsw (embedding vector_cosine_ops)"
+    )
     conn.execute("CREATE INDEX bench_chunks_tsv ON vector_store_chunks USING gin (tsv)")
     return time.perf_counter() - t
 
@@ -87,8 +112,16 @@ def latency(conn: psycopg.Connection, size: int, n_queries: int, rng: np.random.
     for _ in range(n_queries):
         q = rng.normal(size=384).astype(np.float32)
         q /= np.linalg.norm(q)
-        p = dict(params, emb=vector_literal(q), text=" ".join(rng.choice(WORDS, size=6)), project="bench",
-                 stores=["vs_bench"], k=100, threshold=0.0, limit=20)
+        p = dict(
+            params,
+            emb=vector_literal(q),
+            text=" ".join(rng.choice(WORDS, size=6)),
+            project="bench",
+            stores=["vs_bench"],
+            k=100,
+            threshold=0.0,
+            limit=20,
+        )
         t = time.perf_counter()
         with conn.transaction():
             conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
@@ -97,11 +130,15 @@ def latency(conn: psycopg.Connection, size: int, n_queries: int, rng: np.random.
         times.append((time.perf_counter() - t) * 1000)
     times.sort()
     p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
-    print(f"search @ {size:>7} chunks: hybrid (HNSW + FTS + RRF, top 20): p50 {statistics.median(times):.1f} ms, "
-          f"p99 {p99:.1f} ms over {n_queries} queries")
+    print(
+        f"search @ {size:>7} chunks: hybrid (HNSW + FTS + RRF, top 20): p50 {statistics.median(times):.1f} ms, "
+        f"p99 {p99:.1f} ms over {n_queries} queries"
+    )
 
 
-def recall(conn: psycopg.Connection, size: int, vecs: np.ndarray, n_queries: int, rng: np.random.Generator) -> None:
+def recall(
+    conn: psycopg.Connection, size: int, vecs: np.ndarray, n_queries: int, rng: np.random.Generator
+) -> None:
     hits = 0
     for _ in range(n_queries):
         q = vecs[rng.integers(0, len(vecs))] + 0.3 * rng.normal(size=384).astype(np.float32)
@@ -109,11 +146,16 @@ def recall(conn: psycopg.Connection, size: int, vecs: np.ndarray, n_queries: int
         exact = set(np.argsort(-(vecs @ q))[:10].tolist())
         with conn.transaction():
             conn.execute("SET LOCAL hnsw.ef_search = 100")
-            rows = conn.execute("SELECT chunk_index FROM vector_store_chunks WHERE vector_store_id = 'vs_bench'"
-                                " ORDER BY embedding <=> %s::vector LIMIT 10", (vector_literal(q),)).fetchall()
+            rows = conn.execute(
+                "SELECT chunk_index FROM vector_store_chunks WHERE vector_store_id = 'vs_bench'"
+                " ORDER BY embedding <=> %s::vector LIMIT 10",
+                (vector_literal(q),),
+            ).fetchall()
         hits += len(exact & {r[0] for r in rows})
-    print(f"recall@10 @ {size:>7} chunks: HNSW (m=16, ef_construction=64, ef_search=100) vs exact: "
-          f"{hits / (10 * n_queries):.3f} over {n_queries} queries")
+    print(
+        f"recall@10 @ {size:>7} chunks: HNSW (m=16, ef_construction=64, ef_search=100) vs exact: "
+        f"{hits / (10 * n_queries):.3f} over {n_queries} queries"
+    )
 
 
 def main() -> None:
@@ -140,7 +182,9 @@ def main() -> None:
                 loaded = time.perf_counter() - t
                 built = build_indexes(conn)
                 conn.execute("ANALYZE vector_store_chunks")
-                print(f"loaded {size} chunks in {loaded:.1f}s (COPY), built HNSW + GIN indexes in {built:.1f}s")
+                print(
+                    f"loaded {size} chunks in {loaded:.1f}s (COPY), built HNSW + GIN indexes in {built:.1f}s"
+                )
                 latency(conn, size, args.queries, rng)
                 recall(conn, size, vecs, min(args.queries, 100), rng)
         finally:

@@ -353,7 +353,7 @@ async def test_unavailable_without_bubblewrap(work_root):
 
 async def test_cli_prints_one_json_object(work_root):
     data_dir = Path(tempfile.mkdtemp(prefix="assistants-sandbox-cli-"))
-    data_dir.chmod(0o755)  # the embedded Postgres it starts runs unprivileged
+    os.chmod(data_dir, 0o755)  # the embedded Postgres it starts runs unprivileged
     env = {
         **os.environ,
         "ASSISTANTS_DATA_DIR": str(data_dir),
