@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Query, Request
 from temporalio.client import Client
@@ -64,7 +64,7 @@ class ListParams:
     ) -> None:
         self.limit, self.order, self.after, self.before = limit, order, after, before
 
-    def kwargs(self) -> dict[str, object]:
+    def kwargs(self) -> dict[str, Any]:
         return {"limit": self.limit, "order": self.order, "after": self.after, "before": self.before}
 
 
