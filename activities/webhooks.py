@@ -27,6 +27,7 @@ from assistants.io import (
     EmitRunEventOutput,
     WebhookDeliveryFailed,
 )
+from assistants.netguard import non_public_address
 from assistants.objects import now
 from assistants.settings import Settings
 from assistants.webhooks import NOTIFY_STATUSES, run_event, signed_headers
@@ -113,8 +114,11 @@ class RunEvents:
 
 
 class WebhookActivities:
-    def __init__(self, pool: DbPool, http: httpx.AsyncClient, events: RunEvents) -> None:
+    def __init__(
+        self, pool: DbPool, http: httpx.AsyncClient, events: RunEvents, allow_private: bool = False
+    ) -> None:
         self.pool, self.http, self.events = pool, http, events
+        self.allow_private = allow_private  # see assistants.netguard
 
     @activity.defn(name="emit_run_event")
     async def emit_run_event(self, inp: EmitRunEventInput) -> EmitRunEventOutput:
@@ -136,6 +140,13 @@ class WebhookActivities:
         body = event_body(row["data"])
         status: int | None = None
         error: str | None = None
+        blocked = None if self.allow_private else await non_public_address(httpx.URL(row["url"]).host)
+        if blocked is not None:
+            error = f"refused: {blocked} is not a public address (ASSISTANTS_WEBHOOK_ALLOW_PRIVATE)"
+            await self._record(inp, attempt, None, error)
+            raise ApplicationError(
+                f"webhook delivery to {inp.webhook_id} {error}", type="WebhookBlocked", non_retryable=True
+            )
         try:
             resp = await self.http.post(
                 row["url"], content=body, headers=signed_headers(row["secret"], inp.event_id, body)
@@ -145,6 +156,17 @@ class WebhookActivities:
                 error = f"HTTP {status}: {resp.text[:_ERROR_CHARS]}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
+        await self._record(inp, attempt, status, error)
+        if error is not None:
+            # Retryable by design: the receiver may be down for hours; the delivery window ends it.
+            raise ApplicationError(
+                f"webhook delivery to {inp.webhook_id} failed: {error}", type="WebhookDeliveryError"
+            )
+        return DeliverWebhookOutput(status="delivered", attempts=attempt, http_status=status)
+
+    async def _record(
+        self, inp: DeliverWebhookInput, attempt: int, status: int | None, error: str | None
+    ) -> None:
         async with self.pool.connection() as conn:
             await conn.execute(
                 "UPDATE webhook_deliveries SET attempts = greatest(attempts, %s), last_status = %s, last_error = %s,"
@@ -152,12 +174,6 @@ class WebhookActivities:
                 " delivered_at = CASE WHEN %s THEN %s ELSE delivered_at END WHERE event_id = %s AND webhook_id = %s",
                 (attempt, status, error, error is None, error is None, now(), inp.event_id, inp.webhook_id),
             )
-        if error is not None:
-            # Retryable by design: the receiver may be down for hours; the delivery window ends it.
-            raise ApplicationError(
-                f"webhook delivery to {inp.webhook_id} failed: {error}", type="WebhookDeliveryError"
-            )
-        return DeliverWebhookOutput(status="delivered", attempts=attempt, http_status=status)
 
     @activity.defn(name="fail_webhook_delivery")
     async def fail_webhook_delivery(self, inp: WebhookDeliveryFailed) -> None:

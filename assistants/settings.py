@@ -107,6 +107,13 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, lt=60)
     # How long a delivery keeps retrying (backoff 1 s doubling, capped at 10 min) before it is failed.
     webhook_delivery_window_seconds: int = Field(default=3 * 24 * 3600, gt=0)
+    # May webhooks target loopback/private/link-local addresses? Unset: yes in dev, no in production.
+    webhook_allow_private: bool | None = None
+
+    @property
+    def webhooks_may_reach_private(self) -> bool:
+        return self.env == "dev" if self.webhook_allow_private is None else self.webhook_allow_private
+
     # --- end webhooks --------------------------------------------------------------------------
 
     @model_validator(mode="after")
@@ -120,6 +127,10 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError(
                     f"ASSISTANTS_ENV=production needs {', '.join(missing)} (no embedded servers in production)"
+                )
+            if self.sandbox_unsafe:
+                raise ValueError(
+                    "ASSISTANTS_SANDBOX_UNSAFE=true runs user code without isolation: refused in production"
                 )
         return self
 

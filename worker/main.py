@@ -60,7 +60,9 @@ def _runs_worker(client: Client, pool, settings: Settings) -> Worker:  # type: i
     retrieval = _retrieval_activities(pool, settings)
     tools = _tool_activities(pool, settings, retrieval)
     # Lives as long as the process (the worker's lifetime owns it, like the pool).
-    webhooks = WebhookActivities(pool, make_http_client(settings), run_events)
+    webhooks = WebhookActivities(
+        pool, make_http_client(settings), run_events, settings.webhooks_may_reach_private
+    )
     return Worker(
         client,
         task_queue=settings.runs_task_queue,

@@ -7,17 +7,20 @@ create and rotate_secret. Project-scoped: another project's endpoint is a 404.
 from __future__ import annotations
 
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter
 from psycopg.types.json import Jsonb
 from pydantic import AliasChoices, ConfigDict, Field
 
-from api.deps import Listing, Pool, Project
+from api.deps import AppSettings, Listing, Pool, Project
 from api.errors import bad_request, not_found
 from assistants.db import objects
 from assistants.ids import new_id
+from assistants.netguard import non_public_address
 from assistants.objects import now
 from assistants.schemas import Strict
+from assistants.settings import Settings
 from assistants.webhooks import RUN_EVENT_TYPES, endpoint_object, new_secret, secret_hint, url_problem
 
 # TODO(lead): add "webhooks" to assistants.db.objects.Table; the generic reads work on it as is.
@@ -46,10 +49,16 @@ class WebhookUpdate(Strict):
     name: str | None = Field(default=None, max_length=256)
 
 
-def _check_url(url: str) -> str:
+async def _check_url(url: str, settings: Settings) -> str:
     problem = url_problem(url)
     if problem:
         raise bad_request(problem, "url", "invalid_url")
+    if not settings.webhooks_may_reach_private:
+        blocked = await non_public_address(urlsplit(url).hostname or "")
+        if blocked:
+            raise bad_request(
+                f"Webhook URLs must reach a public address; {blocked} is not one.", "url", "invalid_url"
+            )
     return url
 
 
@@ -66,8 +75,10 @@ def _check_event_types(types: list[str] | None) -> list[str]:
     return list(dict.fromkeys(types))
 
 
-async def create_webhook(body: WebhookCreate, project: Project, pool: Pool) -> dict[str, Any]:
-    url, types = _check_url(body.url), _check_event_types(body.event_types)
+async def create_webhook(
+    body: WebhookCreate, project: Project, pool: Pool, settings: AppSettings
+) -> dict[str, Any]:
+    url, types = await _check_url(body.url, settings), _check_event_types(body.event_types)
     secret = new_secret()
     obj = endpoint_object(
         new_id("wh"), url=url, event_types=types, name=body.name or "", secret=secret, created_at=now()
@@ -99,12 +110,12 @@ async def retrieve_webhook(webhook_id: str, project: Project, pool: Pool) -> dic
 
 
 async def update_webhook(
-    webhook_id: str, body: WebhookUpdate, project: Project, pool: Pool
+    webhook_id: str, body: WebhookUpdate, project: Project, pool: Pool, settings: AppSettings
 ) -> dict[str, Any]:
     given = body.model_fields_set
     fields: dict[str, Any] = {"updated_at": now()}
     if "url" in given and body.url is not None:
-        fields["url"] = _check_url(body.url)
+        fields["url"] = await _check_url(body.url, settings)
     if "event_types" in given:
         fields["event_types"] = _check_event_types(body.event_types)
     if "name" in given:
