@@ -78,9 +78,10 @@ WITH q AS (
 ),
 vec AS (
   SELECT id, row_number() OVER (ORDER BY dist) AS r FROM (
-    SELECT c.id, c.embedding <=> q.emb AS dist FROM vector_store_chunks c {join}, q
+    -- The vector is a parameter here, not q.emb: only an ORDER BY against a constant uses HNSW.
+    SELECT c.id, c.embedding <=> %(emb)s::vector AS dist FROM vector_store_chunks c {join}
     WHERE c.project_id = %(project)s AND c.vector_store_id = ANY(%(stores)s) {fcond1}
-    ORDER BY c.embedding <=> q.emb LIMIT %(k)s) v
+    ORDER BY c.embedding <=> %(emb)s::vector LIMIT %(k)s) v
 ),
 fts AS (
   SELECT id, row_number() OVER (ORDER BY rank DESC) AS r FROM (
