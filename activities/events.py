@@ -8,6 +8,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from assistants.db.pool import Conn as DbConn
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_events, insert_message, insert_step, message_row, step_row
 from assistants.io import GenerateInput, ToolCall
@@ -143,14 +144,18 @@ class ToolStepStream(_Coalescer):
         self.call = call
         step = self._step([call])
         async with self.pool.connection() as conn, conn.transaction():
-            if await insert_step(conn, self.inp.project_id, step):
-                await append_events(
-                    conn,
-                    self.inp.run_id,
-                    [("thread.run.step.created", step), ("thread.run.step.in_progress", step)],
-                    self.attempt,
-                )
+            await self._create(conn, step)
         self._pump = asyncio.create_task(self._write_deltas())
+
+    async def _create(self, conn: DbConn, step: dict[str, Any]) -> None:
+        """Insert the step once (retries find it there) and announce it only when it is new."""
+        if await insert_step(conn, self.inp.project_id, step):
+            await append_events(
+                conn,
+                self.inp.run_id,
+                [("thread.run.step.created", step), ("thread.run.step.in_progress", step)],
+                self.attempt,
+            )
 
     async def _write_deltas(self) -> None:
         assert self.call is not None
@@ -187,13 +192,7 @@ class ToolStepStream(_Coalescer):
         """Store the final calls on the step (created now if it was not streamed)."""
         step = self._step(calls)
         async with self.pool.connection() as conn, conn.transaction():
-            if await insert_step(conn, self.inp.project_id, step):
-                await append_events(
-                    conn,
-                    self.inp.run_id,
-                    [("thread.run.step.created", step), ("thread.run.step.in_progress", step)],
-                    self.attempt,
-                )
+            await self._create(conn, step)
             await conn.execute(
                 "UPDATE run_steps SET data = jsonb_set(data, '{step_details}', %s) WHERE id = %s",
                 (Jsonb(step["step_details"]), self.step_id),
