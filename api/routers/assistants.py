@@ -40,25 +40,12 @@ async def _tool_resources(
     body: AssistantCreate | AssistantUpdate, project: str, pool: Any, temporal: Any, settings: Settings
 ) -> dict[str, Any]:
     """tool_resources as stored: inline `vector_stores` and v1 `file_ids` become real vector stores."""
-    from api.routers.vector_stores import create_store
+    from api.routers.vector_stores import create_store, create_store_from_spec, inline_store_specs
 
     resources = tool_resources_object(body.tool_resources)
-    specs = list(
-        (body.tool_resources.file_search.vector_stores or [])
-        if body.tool_resources and body.tool_resources.file_search
-        else []
-    )
     store_ids = list(resources.get("file_search", {}).get("vector_store_ids", []))
-    for spec in specs:
-        store = await create_store(
-            pool,
-            temporal,
-            settings,
-            project,
-            file_ids=spec.file_ids,
-            chunking_strategy=spec.chunking_strategy,
-            metadata=spec.metadata,
-        )
+    for spec in inline_store_specs(body.tool_resources):
+        store = await create_store_from_spec(pool, temporal, settings, project, spec)
         store_ids.append(store["id"])
     if body.file_ids:  # v1: files attached to the assistant are searchable through a store
         store = await create_store(

@@ -34,8 +34,7 @@ async def create_thread_rows(
     from api.routers import vector_stores as vs
 
     attached = vs.file_search_attachments(body.messages or [])
-    fs = body.tool_resources.file_search if body.tool_resources else None
-    specs = (fs.vector_stores or []) if fs else []
+    specs = vs.inline_store_specs(body.tool_resources)
     if temporal is not None:
         await vs.check_files(pool, project, attached, "messages.attachments")
         for spec in specs:
@@ -58,15 +57,7 @@ async def create_thread_rows(
     # --- files (issue 5) ---
     if temporal is not None and settings is not None:
         for spec in specs:
-            store = await vs.create_store(
-                pool,
-                temporal,
-                settings,
-                project,
-                file_ids=spec.file_ids,
-                chunking_strategy=spec.chunking_strategy,
-                metadata=spec.metadata,
-            )
+            store = await vs.create_store_from_spec(pool, temporal, settings, project, spec)
             tool_resources = {**thread["tool_resources"], "file_search": {"vector_store_ids": [store["id"]]}}
             thread = (
                 await objects.patch(

@@ -234,6 +234,26 @@ async def create_store(
     return (await vsdb.present_stores(pool, [obj]))[0]
 
 
+def inline_store_specs(tool_resources: Any) -> list[Any]:
+    """`tool_resources.file_search.vector_stores`: stores to create with the assistant or thread."""
+    fs = tool_resources.file_search if tool_resources else None
+    return list(fs.vector_stores or []) if fs else []
+
+
+async def create_store_from_spec(
+    pool: DbPool, temporal: Client, settings: Settings, project: str, spec: Any
+) -> dict[str, Any]:
+    return await create_store(
+        pool,
+        temporal,
+        settings,
+        project,
+        file_ids=spec.file_ids,
+        chunking_strategy=spec.chunking_strategy,
+        metadata=spec.metadata,
+    )
+
+
 async def attach_files_to_thread(
     pool: DbPool,
     temporal: Client,
