@@ -4,7 +4,6 @@ test server for the timers (expiry after days takes milliseconds, no sleeps)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import sys
 import uuid
@@ -224,7 +223,3 @@ async def test_replay_detects_nondeterminism() -> None:
         await Replayer(workflows=[RunWorkflow]).replay_workflow(
             WorkflowHistory.from_json("bad", path.read_text())
         )
-
-
-def _save(history_json: str, name: str) -> None:  # used by tests/record_history.py
-    (HISTORIES / name).write_text(json.dumps(json.loads(history_json), indent=1))

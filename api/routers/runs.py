@@ -160,7 +160,6 @@ async def submit_tool_outputs(
         raise bad_request(
             f"Expected tool outputs for call_ids {pending}, got {ids}. Missing: {missing[0]}.", "tool_outputs"
         )
-    step_id = run.get("_requires_action_step", "")
     resume_after = await last_seq(pool, run_id) if body.stream else None  # stream what follows the outputs
     try:
         await temporal.get_workflow_handle(run_id).execute_update(
@@ -168,7 +167,7 @@ async def submit_tool_outputs(
             ToolOutputsInput(
                 run_id=run_id,
                 project_id=project,
-                step_id=step_id,
+                step_id="",  # the workflow knows which step waits
                 outputs={o.tool_call_id: o.output for o in body.tool_outputs},
             ),
         )

@@ -104,4 +104,4 @@ async def load_run(conn: DbConn, run_id: str, project_id: str) -> dict[str, Any]
     row = await (
         await conn.execute("SELECT data FROM runs WHERE id = %s AND project_id = %s", (run_id, project_id))
     ).fetchone()
-    return None if row is None else (row["data"] if isinstance(row, dict) else row[0])
+    return None if row is None else row["data"]
