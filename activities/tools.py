@@ -44,6 +44,7 @@ class ToolActivities:
             retrieval,
             sessions,
         )
+        self.files = FilesStore(pool, storage, settings.max_file_bytes)  # what the code produces
 
     @activity.defn(name="run_builtin_tools")
     async def run_builtin_tools(self, inp: BuiltinToolsInput) -> BuiltinToolsOutput:
@@ -152,11 +153,6 @@ class ToolActivities:
             out.append((r["filename"], data))
         return out
 
-    async def _save_file(self, project_id: str, filename: str, data: bytes) -> str:
-        return await FilesStore(self.pool, self.storage, self.settings.max_file_bytes).put(
-            project_id, filename, data
-        )
-
     async def _code(self, inp: BuiltinToolsInput, call: ToolCall) -> tuple[dict[str, Any], str]:
         from activities.sandbox.base import SandboxUnavailable
 
@@ -193,11 +189,11 @@ class ToolActivities:
             outputs.append({"type": "logs", "logs": logs})
         produced: list[dict[str, Any]] = []
         for n, result in enumerate(r for r in execution.results if r.png):
-            file_id = await self._save_file(inp.project_id, f"image_{call.id}_{n}.png", result.png)
+            file_id = await self.files.put(inp.project_id, f"image_{call.id}_{n}.png", result.png)
             outputs.append({"type": "image", "image": {"file_id": file_id}})
             produced.append({"kind": "image", "file_id": file_id})
         for path, data in files:
-            file_id = await self._save_file(inp.project_id, path.rsplit("/", 1)[-1], data)
+            file_id = await self.files.put(inp.project_id, path.rsplit("/", 1)[-1], data)
             produced.append(
                 {
                     "kind": "file",

@@ -43,9 +43,8 @@ def _tool_activities(pool, settings: Settings, retrieval):  # type: ignore[no-un
     """Built-in tools in runs: one sandbox session per thread lives in this process."""
     from activities.sandbox import sessions_from_settings
     from activities.tools import ToolActivities
-    from assistants.storage import make_storage
 
-    return ToolActivities(pool, settings, make_storage(settings), retrieval, sessions_from_settings(settings))
+    return ToolActivities(pool, settings, retrieval.storage, retrieval, sessions_from_settings(settings))
 
 
 def _runs_worker(client: Client, pool, settings: Settings) -> Worker:  # type: ignore[no-untyped-def]
