@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -25,7 +26,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities.events import MessageStream, ToolStepStream
 from activities.llm import toolcalls
+from activities.prompt import load_turn_context
+from activities.turn_record import record_turn, recorded_turn
 from assistants.db.pool import Pool as DbPool
+from assistants.db.runlog import load_run
 from assistants.ids import derived_id
 from assistants.io import ChatMessage, GenerateInput, GenerateOutput, ToolCall
 from assistants.settings import Settings
@@ -96,13 +100,38 @@ class InferenceActivities:
     async def generate(self, inp: GenerateInput) -> GenerateOutput:
         if inp.model not in self.registry.names():
             raise ApplicationError(f"unknown model {inp.model!r}", type="ModelNotFound", non_retryable=True)
-        model = await asyncio.to_thread(self.registry.get, inp.model)
         attempt = activity.info().attempt
+        if inp.by_reference:
+            recorded = await recorded_turn(self.pool, inp.run_id, inp.turn)
+            if recorded is not None:  # an earlier attempt finished this turn, then died
+                return recorded
+        model = await asyncio.to_thread(self.registry.get, inp.model)
         if attempt > 1:
             await MessageStream.discard_earlier_attempts(self.pool, inp, attempt)
         beat = asyncio.create_task(self._heartbeat())
         try:
-            return await self._generate(model, inp, attempt)
+            if not inp.by_reference:  # a run started before history-by-reference
+                return await self._generate(model, inp, attempt)
+            async with self.pool.connection() as conn:
+                run = await load_run(conn, inp.run_id, inp.project_id)
+            if run is None:
+                raise ApplicationError(
+                    f"run {inp.run_id} not found", type="InvalidRequest", non_retryable=True
+                )
+            ctx = await load_turn_context(
+                self.pool, run, inp.project_id, inp.turn, self.settings.max_context_tokens
+            )
+            full = dataclasses.replace(
+                inp,
+                messages=ctx.messages,
+                tools=ctx.tools,
+                tool_choice=ctx.tool_choice,
+                response_format=ctx.response_format,
+                truncation=ctx.truncation,
+                last_messages=ctx.last_messages,
+            )
+            out = await self._generate(model, full, attempt)
+            return await record_turn(self.pool, inp, out)
         finally:
             beat.cancel()
 
@@ -148,14 +177,24 @@ class InferenceActivities:
         limit = self.settings.max_context_tokens - max_new
         if inp.max_prompt_tokens is not None:
             limit = min(limit, inp.max_prompt_tokens)
-        ids = model.encode_chat(messages, tools=tools)
-        while len(ids) > limit and inp.truncation == "auto":
-            droppable = [i for i, m in enumerate(messages) if m["role"] != "system"]
-            if len(droppable) <= 1:
-                break
-            del messages[droppable[0]]  # the oldest turn goes first
-            ids = model.encode_chat(messages, tools=tools)
-        return ids if len(ids) <= limit else None
+        ids: list[int] = model.encode_chat(messages, tools=tools)
+        if len(ids) <= limit:
+            return ids
+        if inp.truncation != "auto":
+            return None
+        # The oldest turns go first: find the fewest to drop (binary search, log n renderings;
+        # fewer kept messages never render longer), always keeping the newest one.
+        droppable = [i for i, m in enumerate(messages) if m["role"] != "system"]
+        lo, hi, best = 1, len(droppable) - 1, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            dropped = set(droppable[:mid])
+            trial = model.encode_chat([m for i, m in enumerate(messages) if i not in dropped], tools=tools)
+            if len(trial) <= limit:
+                best, hi = trial, mid - 1
+            else:
+                lo = mid + 1
+        return best
 
     def _request(
         self, inp: GenerateInput, prompt_ids: list[int], max_new: int, constraint: Any = None

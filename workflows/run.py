@@ -20,21 +20,23 @@ with workflow.unsafe.imports_passed_through():
     from assistants.ids import derived_id
     from assistants.io import (
         BuiltinToolsInput,
-        ChatMessage,
         FinishRunInput,
         GenerateInput,
         GenerateOutput,
-        PromptInput,
         RunInput,
         RunPlan,
         RunRef,
         RunResult,
-        StepResult,
         ToolCall,
         ToolCallsInput,
         ToolOutputsInput,
     )
     from workflows import options
+
+from workflows.run_v1 import turns_v1
+
+# Patch markers, one per change to the workflow's logic (see README, "Changing a workflow").
+HISTORY_BY_REFERENCE = "history-by-reference"
 
 
 @workflow.defn
@@ -46,11 +48,15 @@ class RunWorkflow:
 
     @workflow.run
     async def run(self, inp: RunInput) -> RunResult:
-        ref = RunRef(run_id=inp.run_id, project_id=inp.project_id)
+        # Runs started before this marker keep their old turn loop (workflows/run_v1.py).
+        by_reference = workflow.patched(HISTORY_BY_REFERENCE)
+        ref = RunRef(run_id=inp.run_id, project_id=inp.project_id, by_reference=by_reference)
         try:
             plan = await self._store(StoreActivities.start_run, ref)
             if plan is None:  # cancelled before it started
                 return RunResult(status="cancelled")
+            if not by_reference:
+                return await turns_v1(self, inp, plan)
             return await self._turns(inp, plan)
         except asyncio.CancelledError:
             await self._finish(inp, "cancelled")
@@ -66,15 +72,16 @@ class RunWorkflow:
             return RunResult(status="failed")
 
     async def _turns(self, inp: RunInput, plan: RunPlan) -> RunResult:
+        """One model turn after another, by reference: every activity reads what it needs from
+        Postgres by (run, turn) and writes its result there, so history holds ids and counts only
+        and its size does not grow with the thread, the tool outputs or the model's text."""
         completion_used = 0
-        extra: list[ChatMessage] = []  # tool calls and outputs of this run, appended turn by turn
         for turn in range(options.MAX_TURNS):
-            prompt = await self._store(
-                StoreActivities.build_prompt, PromptInput(run_id=inp.run_id, project_id=inp.project_id)
-            )
             budget = (
                 None if plan.max_completion_tokens is None else plan.max_completion_tokens - completion_used
             )
+            message_id = derived_id("msg", inp.run_id, turn)
+            step_id = derived_id("step", inp.run_id, turn)
             out: GenerateOutput = await workflow.execute_activity_method(
                 InferenceActivities.generate,
                 GenerateInput(
@@ -84,19 +91,15 @@ class RunWorkflow:
                     assistant_id=plan.assistant_id,
                     turn=turn,
                     model=plan.model,
-                    messages=prompt.messages + extra,
-                    message_id=derived_id("msg", inp.run_id, turn),
-                    step_id=derived_id("step", inp.run_id, turn),
+                    messages=[],
+                    message_id=message_id,
+                    step_id=step_id,
                     temperature=plan.temperature,
                     top_p=plan.top_p,
                     max_new_tokens=budget,
                     max_prompt_tokens=plan.max_prompt_tokens,
-                    truncation=prompt.truncation,
-                    last_messages=prompt.last_messages,
-                    response_format=plan.response_format,
-                    tools=plan.tools,
-                    tool_choice=plan.tool_choice if turn == 0 else "auto",
                     parallel_tool_calls=plan.parallel_tool_calls,
+                    by_reference=True,
                 ),
                 task_queue=plan.inference_task_queue,
                 start_to_close_timeout=options.GENERATE_TIMEOUT,
@@ -104,15 +107,6 @@ class RunWorkflow:
                 retry_policy=options.GENERATE_RETRY,
             )
             completion_used += out.completion_tokens
-            step = StepResult(
-                run_id=inp.run_id,
-                project_id=inp.project_id,
-                turn=turn,
-                output=out,
-                message_id=derived_id("msg", inp.run_id, turn),
-                step_id=derived_id("step", inp.run_id, turn),
-            )
-            await self._store(StoreActivities.complete_step, step)
             if out.finish_reason == "prompt_too_long":
                 await self._finish(inp, "incomplete", incomplete_reason="max_prompt_tokens")
                 return RunResult(status="incomplete")
@@ -124,46 +118,28 @@ class RunWorkflow:
                 return RunResult(status="completed")
             builtin = [c for c in out.tool_calls if c.type != "function"]
             functions = [c for c in out.tool_calls if c.type == "function"]
-            outputs: dict[str, str] = {}
+            tool_step_id = out.tool_step_id or step_id
             if builtin:
-                done = await workflow.execute_activity_method(
+                await workflow.execute_activity_method(
                     ToolActivities.run_builtin_tools,
                     BuiltinToolsInput(
                         run_id=inp.run_id,
                         project_id=inp.project_id,
                         thread_id=inp.thread_id,
-                        step_id=out.tool_step_id or step.step_id,
+                        step_id=tool_step_id,
                         calls=builtin,
                         complete_step=not functions,
+                        by_reference=True,
                     ),
                     start_to_close_timeout=options.TOOLS_TIMEOUT,
                     heartbeat_timeout=options.TOOLS_HEARTBEAT,
                     retry_policy=options.TOOLS_RETRY,
                 )
-                outputs = dict(done.outputs)
             if functions:
-                waited = await self._await_tool_outputs(inp, plan, step, functions)
+                waited = await self._await_tool_outputs(inp, plan, tool_step_id, functions, by_reference=True)
                 if waited is None:
                     await self._finish(inp, "expired")
                     return RunResult(status="expired")
-                outputs.update(waited)
-            extra += [
-                ChatMessage(
-                    role="assistant",
-                    content="",
-                    tool_calls=[
-                        {
-                            "id": c.id,
-                            "type": "function",
-                            "function": {"name": c.name, "arguments": c.arguments},
-                        }
-                        for c in out.tool_calls
-                    ],
-                )
-            ]
-            extra += [
-                ChatMessage(role="tool", content=outputs[c.id], tool_call_id=c.id) for c in out.tool_calls
-            ]
         await self._finish(
             inp,
             "failed",
@@ -173,10 +149,12 @@ class RunWorkflow:
         return RunResult(status="failed")
 
     async def _await_tool_outputs(
-        self, inp: RunInput, plan: RunPlan, step: StepResult, calls: list[ToolCall]
+        self, inp: RunInput, plan: RunPlan, step_id: str, calls: list[ToolCall], by_reference: bool = False
     ) -> dict[str, str] | None:
-        """Pause in requires_action until outputs for every call arrive, or the run expires."""
-        step_id = step.output.tool_step_id or step.step_id
+        """Pause in requires_action until outputs for every call arrive, or the run expires.
+
+        By reference, the outputs are already in run_tool_results (the API stores them before it
+        sends the update) and the returned dict is empty."""
         self._pending_calls = [c.id for c in calls]
         self._tool_outputs = None
         await self._store(
@@ -204,6 +182,7 @@ class RunWorkflow:
                 project_id=inp.project_id,
                 step_id=step_id,
                 outputs=outputs,
+                by_reference=by_reference,
             ),
         )
         self._outputs_recorded = True
@@ -223,11 +202,11 @@ class RunWorkflow:
             raise ApplicationError(
                 "Runs in status other than requires_action do not accept tool outputs.", type="InvalidRequest"
             )
-        given = list(outputs.outputs)
+        given = list(outputs.call_ids) if outputs.by_reference else list(outputs.outputs)
         unknown = [c for c in given if c not in self._pending_calls]
         if unknown:
             raise ApplicationError(f"Unknown tool_call_id: {unknown[0]}", type="InvalidRequest")
-        missing = [c for c in self._pending_calls if c not in outputs.outputs]
+        missing = [c for c in self._pending_calls if c not in given]
         if missing:
             raise ApplicationError(
                 f"Missing tool output for tool_call_id: {missing[0]}", type="InvalidRequest"

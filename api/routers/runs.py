@@ -13,11 +13,12 @@ from api.deps import AppSettings, Listing, Pool, Project, Temporal
 from api.errors import APIError, bad_request, not_found
 from api.routers.messages import require_thread
 from api.routers.threads import create_thread_rows
+from api.run_settle import cancel_active_run
 from api.run_start import create_run, start_workflow
 from api.sse import Hub, last_seq, record_thread_created, reserve_seq, run_stream
 from assistants.db import objects
-from assistants.db.runlog import append_event
 from assistants.io import ToolOutputsInput
+from assistants.objects import now
 from assistants.schemas import RunCreate, RunUpdate, SubmitToolOutputs, ThreadAndRunCreate, ThreadCreate
 from workflows.run import RunWorkflow
 
@@ -107,29 +108,14 @@ async def modify_run(
 
 @router.post("/v1/threads/{thread_id}/runs/{run_id}/cancel")
 async def cancel_run(
-    thread_id: str, run_id: str, project: Project, pool: Pool, temporal: Temporal
+    thread_id: str, run_id: str, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings
 ) -> dict[str, Any]:
     await _require_run(pool, project, thread_id, run_id)
-    async with pool.connection() as conn, conn.transaction():
-        row = await (
-            await conn.execute(
-                "UPDATE runs SET status = 'cancelling', data = data || '{\"status\": \"cancelling\"}'::jsonb"
-                " WHERE id = %s AND project_id = %s AND status IN ('queued', 'in_progress', 'requires_action') RETURNING data",
-                (run_id, project),
-            )
-        ).fetchone()
-        if row is not None:
-            await append_event(conn, run_id, "thread.run.cancelling", row["data"])
-    if row is None:
+    run = await cancel_active_run(pool, temporal, settings, project, run_id)
+    if run is None:
         current = await _require_run(pool, project, thread_id, run_id)
-        if current["status"] == "cancelling":
-            return public_run(current)
         raise bad_request(f"Cannot cancel run with status '{current['status']}'.")
-    try:
-        await temporal.get_workflow_handle(run_id).cancel()
-    except RPCError:
-        pass  # the workflow already ended; its final status is in the row
-    return public_run(row["data"])
+    return public_run(run)
 
 
 @router.post("/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs")
@@ -161,16 +147,17 @@ async def submit_tool_outputs(
             f"Expected tool outputs for call_ids {pending}, got {ids}. Missing: {missing[0]}.", "tool_outputs"
         )
     resume_after = await last_seq(pool, run_id) if body.stream else None  # stream what follows the outputs
-    try:
-        await temporal.get_workflow_handle(run_id).execute_update(
-            RunWorkflow.submit_tool_outputs,
-            ToolOutputsInput(
-                run_id=run_id,
-                project_id=project,
-                step_id="",  # the workflow knows which step waits
-                outputs={o.tool_call_id: o.output for o in body.tool_outputs},
-            ),
+    outputs = {o.tool_call_id: o.output for o in body.tool_outputs}
+    if run.get("_by_reference"):
+        # Stored first, so only the call ids travel through the workflow's history.
+        await store_function_outputs(pool, project, run, outputs)
+        update = ToolOutputsInput(
+            run_id=run_id, project_id=project, step_id="", outputs={}, call_ids=ids, by_reference=True
         )
+    else:  # a run started before history-by-reference
+        update = ToolOutputsInput(run_id=run_id, project_id=project, step_id="", outputs=outputs)
+    try:
+        await temporal.get_workflow_handle(run_id).execute_update(RunWorkflow.submit_tool_outputs, update)
     except WorkflowUpdateFailedError as exc:
         raise bad_request(str(getattr(exc.cause, "message", exc.cause) or exc)) from None
     except RPCError as exc:
@@ -178,6 +165,28 @@ async def submit_tool_outputs(
     if resume_after is not None:
         return run_stream(pool, hub, run_id, after=resume_after)
     return public_run(await _require_run(pool, project, thread_id, run_id))
+
+
+async def store_function_outputs(
+    pool: Any, project: str, run: dict[str, Any], outputs: dict[str, str]
+) -> None:
+    """Record the client's outputs under their call ids (a resubmission replaces them while the
+    run still waits; record_tool_outputs copies them onto the step once the workflow resumes)."""
+    async with pool.connection() as conn, conn.transaction():
+        for call_id, output in outputs.items():
+            step = await (
+                await conn.execute(
+                    "SELECT id FROM run_steps WHERE run_id = %s AND data->'step_details'->'tool_calls'"
+                    " @> jsonb_build_array(jsonb_build_object('id', %s::text)) ORDER BY seq DESC LIMIT 1",
+                    (run["id"], call_id),
+                )
+            ).fetchone()
+            await conn.execute(
+                "INSERT INTO run_tool_results (call_id, project_id, run_id, thread_id, step_id, type, output, created_at)"
+                " VALUES (%s, %s, %s, %s, %s, 'function', %s, %s)"
+                " ON CONFLICT (call_id) DO UPDATE SET output = excluded.output",
+                (call_id, project, run["id"], run["thread_id"], step["id"] if step else "", output, now()),
+            )
 
 
 def public_run(run: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from temporalio.client import Client
 
 from api.deps import AppSettings, Pool, Project, Temporal
 from api.errors import not_found
+from api.run_settle import cancel_active_run
 from assistants.db import objects
 from assistants.db.pool import Pool as DbPool
 from assistants.ids import new_id
@@ -99,7 +100,22 @@ async def modify_thread(thread_id: str, body: ThreadUpdate, project: Project, po
 
 
 @router.delete("/{thread_id}")
-async def delete_thread(thread_id: str, project: Project, pool: Pool) -> dict[str, Any]:
+async def delete_thread(
+    thread_id: str, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings
+) -> dict[str, Any]:
+    if await objects.get(pool, "threads", project, thread_id) is None:
+        raise not_found("thread", thread_id)
+    # Cancel its runs first, so no workflow keeps working (and retrying) on a deleted thread.
+    async with pool.connection() as conn:
+        active = await (
+            await conn.execute(
+                "SELECT id FROM runs WHERE thread_id = %s AND project_id = %s"
+                " AND status IN ('queued', 'in_progress', 'requires_action', 'cancelling')",
+                (thread_id, project),
+            )
+        ).fetchall()
+    for run in active:
+        await cancel_active_run(pool, temporal, settings, project, run["id"])
     if not await objects.delete(pool, "threads", project, thread_id):
         raise not_found("thread", thread_id)
     return {"id": thread_id, "object": "thread.deleted", "deleted": True}

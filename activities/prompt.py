@@ -1,0 +1,198 @@
+"""A turn's prompt, read from Postgres by (run, turn): the generate activity's first stage.
+
+What the model sees: the run's instructions (plus short documents when file_search is on), the
+thread's messages, and this run's earlier tool calls with their results. Nothing of it travels
+through workflow history. The thread is read newest-first and reading stops once the messages
+read exceed what the context could hold, so a thread of 100 MB costs no more than a short one;
+the token-exact trim happens after rendering (activities/inference.py `_fit_prompt`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from assistants.db.pool import Pool as DbPool
+from assistants.io import ChatMessage
+
+# Searchable files that together fit in this many characters go whole into the prompt.
+SHORT_DOCUMENTS_CHARS = 4000
+# No tokenizer packs more than this many characters into one token on real text, so messages
+# beyond `context tokens * CHARS_PER_TOKEN` characters can never fit and are not read.
+CHARS_PER_TOKEN = 16
+# A tool result the model reads is clipped to about half the context (~4 characters a token).
+TOOL_OUTPUT_CHARS_PER_TOKEN = 2
+TRUNCATED_MARK = "\n[... output truncated]"
+_BATCH = 64  # rows fetched per round trip while reading the thread newest-first
+
+
+@dataclass
+class TurnContext:
+    """What a turn needs besides the GenerateInput's ids: read from the run's row and the thread."""
+
+    messages: list[ChatMessage]
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: Any = "auto"
+    response_format: Any = "auto"
+    truncation: str = "auto"
+    last_messages: int | None = None
+
+
+def text_of(message: dict[str, Any]) -> str:
+    parts = []
+    for part in message.get("content", []):
+        if part.get("type") == "text":
+            parts.append(part["text"]["value"])
+        elif part.get("type") in ("image_file", "image_url"):
+            parts.append("[image]")
+    return "\n".join(parts)
+
+
+async def short_documents(pool: DbPool, run: dict[str, Any], project_id: str) -> str:
+    """The run's searchable files, whole, when together they are short: as the seed says,
+    short documents go into the prompt; longer ones are searched."""
+    async with pool.connection() as conn:
+        rows = await (
+            await conn.execute(
+                """
+            WITH stores AS (
+              SELECT jsonb_array_elements_text(t.data->'tool_resources'->'file_search'->'vector_store_ids') AS id
+                FROM threads t WHERE t.id = %(thread)s
+              UNION SELECT jsonb_array_elements_text(a.data->'tool_resources'->'file_search'->'vector_store_ids')
+                FROM assistants a WHERE a.id = %(assistant)s
+            )
+            SELECT DISTINCT f.id, f.data->>'filename' AS filename, left(ft.text, %(cap)s) AS text
+              FROM vector_store_files vf JOIN stores s ON s.id = vf.vector_store_id
+              JOIN files f ON f.id = vf.file_id JOIN file_texts ft ON ft.file_id = vf.file_id
+             WHERE vf.status = 'completed' AND vf.project_id = %(project)s
+             ORDER BY f.id LIMIT 20
+            """,
+                {
+                    "thread": run["thread_id"],
+                    "assistant": run["assistant_id"],
+                    "project": project_id,
+                    "cap": SHORT_DOCUMENTS_CHARS + 1,
+                },
+            )
+        ).fetchall()
+    total = sum(len(r["text"]) for r in rows)
+    if not rows or total > SHORT_DOCUMENTS_CHARS:
+        return ""
+    return "\n\n".join(f"[{r['filename']}]\n{r['text'].strip()}" for r in rows)
+
+
+async def system_prompt(pool: DbPool, run: dict[str, Any], project_id: str) -> str:
+    system: str = run.get("instructions") or ""
+    if any(t.get("type") == "file_search" for t in run.get("tools") or []):
+        docs = await short_documents(pool, run, project_id)
+        if docs:
+            system = (system + "\n\n" if system else "") + "Documents the user provided:\n" + docs
+    return system
+
+
+async def thread_history(
+    pool: DbPool, thread_id: str, run_id: str, char_budget: int, last_messages: int | None
+) -> list[ChatMessage]:
+    """The thread's completed messages (not this run's own answers), oldest first, read
+    newest-first until `char_budget` is spent or `last_messages` are read. The newest message is
+    always kept (the caller decides whether it fits)."""
+    newest_first: list[ChatMessage] = []
+    spent = 0
+    before: int | None = None
+    limit = last_messages if last_messages is not None else None
+    async with pool.connection() as conn:
+        while limit is None or len(newest_first) < limit:
+            rows = await (
+                await conn.execute(
+                    "SELECT seq, data->>'role' AS role, data->'content' AS content FROM messages"
+                    " WHERE thread_id = %s AND (run_id IS DISTINCT FROM %s OR data->>'role' = 'user')"
+                    " AND data->>'status' = 'completed' AND (%s::bigint IS NULL OR seq < %s::bigint)"
+                    " ORDER BY seq DESC LIMIT %s",
+                    (thread_id, run_id, before, before, _BATCH),
+                )
+            ).fetchall()
+            for r in rows:
+                content = text_of({"content": r["content"] or []})
+                if newest_first and spent + len(content) > char_budget:
+                    return newest_first[::-1]
+                # A single message longer than the whole budget cannot fit: keep only what shows
+                # that (the trim after rendering then reports the prompt too long).
+                newest_first.append(ChatMessage(role=r["role"], content=content[: char_budget + 1]))
+                spent += len(content)
+                if limit is not None and len(newest_first) >= limit:
+                    break
+            if len(rows) < _BATCH:
+                break
+            before = rows[-1]["seq"]
+    return newest_first[::-1]
+
+
+def clip(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[:chars] + TRUNCATED_MARK
+
+
+async def run_tool_turns(pool: DbPool, run_id: str, turn: int, output_chars: int) -> list[ChatMessage]:
+    """This run's earlier tool calls and their results, turn by turn, as chat messages; each
+    result clipped to `output_chars` (a 512 KB function output must not crowd out the rest)."""
+    async with pool.connection() as conn:
+        turns = await (
+            await conn.execute(
+                "SELECT output FROM run_turns WHERE run_id = %s AND turn < %s ORDER BY turn", (run_id, turn)
+            )
+        ).fetchall()
+        results = {
+            r["call_id"]: r["output"]
+            for r in await (
+                await conn.execute(
+                    "SELECT call_id, output FROM run_tool_results WHERE run_id = %s", (run_id,)
+                )
+            ).fetchall()
+        }
+    out: list[ChatMessage] = []
+    for row in turns:
+        calls = row["output"].get("tool_calls") or []
+        if not calls:
+            continue
+        out.append(
+            ChatMessage(
+                role="assistant",
+                content="",
+                tool_calls=[
+                    {
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {"name": c["name"], "arguments": c["arguments"]},
+                    }
+                    for c in calls
+                ],
+            )
+        )
+        out += [
+            ChatMessage(role="tool", content=results.get(c["id"], ""), tool_call_id=c["id"]) for c in calls
+        ]
+    return out
+
+
+async def load_turn_context(
+    pool: DbPool, run: dict[str, Any], project_id: str, turn: int, context_tokens: int
+) -> TurnContext:
+    strategy = run.get("truncation_strategy") or {"type": "auto"}
+    last = strategy.get("last_messages") if strategy.get("type") == "last_messages" else None
+    if run.get("max_prompt_tokens"):
+        context_tokens = min(context_tokens, int(run["max_prompt_tokens"]))
+    messages: list[ChatMessage] = []
+    system = await system_prompt(pool, run, project_id)
+    if system:
+        messages.append(ChatMessage(role="system", content=system))
+    messages += await thread_history(
+        pool, run["thread_id"], run["id"], context_tokens * CHARS_PER_TOKEN, last
+    )
+    messages += await run_tool_turns(pool, run["id"], turn, context_tokens * TOOL_OUTPUT_CHARS_PER_TOKEN)
+    return TurnContext(
+        messages=messages,
+        tools=run.get("tools") or [],
+        tool_choice=(run.get("tool_choice") or "auto") if turn == 0 else "auto",
+        response_format=run.get("response_format") or "auto",
+        truncation=strategy.get("type", "auto"),
+        last_messages=last,
+    )
