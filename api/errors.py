@@ -1,6 +1,8 @@
 """The OpenAI error envelope, for every error the API returns.
 
 `{"error": {"message", "type", "param", "code"}}`; bad input is always a 4xx, never a 500.
+A part of the system that is away (the database restarting, Temporal unreachable) is a 503 with
+`Retry-After`, which the OpenAI SDKs retry; never a 500.
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ import json
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError, RPCStatusCode
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +44,32 @@ def bad_request(message: str, param: str | None = None, code: str | None = None)
 
 
 def envelope(
-    status: int, message: str, type: str, param: str | None = None, code: str | None = None
+    status: int,
+    message: str,
+    type: str,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     return JSONResponse(
         status_code=status,
         content={"error": {"message": message, "type": type, "param": param, "code": code}},
+        headers=headers,
+    )
+
+
+# Seconds a client should wait before retrying a 503: about how long a restarted part takes.
+RETRY_AFTER_SECONDS = 1
+_TEMPORAL_AWAY = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
+
+
+def service_unavailable(what: str) -> JSONResponse:
+    return envelope(
+        503,
+        f"The {what} is temporarily unavailable; please retry the request.",
+        "server_error",
+        code="service_unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
 
@@ -103,6 +128,21 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and detail == "Not Found":
             detail = "Invalid URL: no such endpoint."
         return envelope(exc.status_code, detail, _STATUS_TYPES.get(exc.status_code, "invalid_request_error"))
+
+    @app.exception_handler(psycopg.OperationalError)
+    async def _database_away(_: Request, exc: psycopg.OperationalError) -> JSONResponse:
+        # Connection refused or lost, the server starting up or shutting down, PoolTimeout (a
+        # subclass): the database is away for now, not the request at fault.
+        log.warning("database unavailable: %s: %s", exc.__class__.__name__, exc)
+        return service_unavailable("database")
+
+    @app.exception_handler(RPCError)
+    async def _temporal_error(_: Request, exc: RPCError) -> JSONResponse:
+        if exc.status in _TEMPORAL_AWAY:
+            log.warning("temporal unavailable: %s", exc)
+            return service_unavailable("orchestration service")
+        log.error("temporal error", exc_info=exc)
+        return envelope(500, "The server had an error while processing your request.", "server_error")
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -81,13 +81,26 @@ class EmbeddedPostgres:
         self.port = (
             self.requested_port if self.requested_port and port_is_free(self.requested_port) else free_port()
         )
+        self._start_server()
+        self._ensure_database()
+        log.info("postgres ready on 127.0.0.1:%s (pid %s)", self.port, self.pid)
+        return self.url
+
+    def restart(self) -> None:
+        """Start the server again after it died, on the same port: the children keep its URL."""
+        if self.pid is not None:
+            return
+        if not port_is_free(self.port):
+            raise PostgresError(f"port {self.port} is still in use")
+        self._start_server()
+        log.info("postgres restarted on 127.0.0.1:%s (pid %s)", self.port, self.pid)
+
+    def _start_server(self) -> None:
+        clear_stale_pid_file(self.pgdata)
         self._pg_ctl(
             ["start", "-w", "-t", "60", "-l", str(self.log_file), "-o", f"-p {self.port}"],
             what="start postgres (see " + str(self.log_file) + ")",
         )
-        self._ensure_database()
-        log.info("postgres ready on 127.0.0.1:%s (pid %s)", self.port, self.pid)
-        return self.url
 
     def stop(self) -> None:
         if (self.pgdata / "PG_VERSION").exists() and self.pid is not None:
@@ -240,11 +253,45 @@ class EmbeddedPostgres:
 
 def running_postmaster(pgdata: Path) -> tuple[int | None, int | None]:
     """(pid, port) of the live server of ``pgdata`` from its postmaster.pid, or (None, None)."""
-    from assistants.stack.processes import pid_alive
-
     try:
         lines = (pgdata / "postmaster.pid").read_text().splitlines()
         pid, port = int(lines[0]), int(lines[3])
     except (OSError, ValueError, IndexError):
         return None, None
-    return (pid, port) if pid_alive(pid) else (None, None)
+    return (pid, port) if _is_postmaster_of(pid, pgdata) else (None, None)
+
+
+def clear_stale_pid_file(pgdata: Path) -> bool:
+    """Remove ``postmaster.pid`` if the process it names is gone; True if it was removed.
+
+    Postgres itself only asks ``kill -0``, so a zombie postmaster, or its pid reused by any
+    other process, makes it refuse to start ("lock file ... already exists"). A live postmaster
+    of this cluster keeps its file.
+    """
+    pid_file = pgdata / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    if _is_postmaster_of(pid, pgdata):
+        return False
+    log.warning("removing stale %s (pid %s is gone)", pid_file, pid)
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def _is_postmaster_of(pid: int, pgdata: Path) -> bool:
+    """True if ``pid`` is a live (non-zombie) postgres whose working directory is ``pgdata``."""
+    from assistants.stack.processes import pid_alive
+
+    if not pid_alive(pid):
+        return False
+    try:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except FileNotFoundError:
+        return False  # exited meanwhile
+    except OSError:
+        return True  # cannot look (no /proc, not ours to read): trust kill -0, like postgres
+    # The postmaster chdirs to its data directory; its backends die with it.
+    return comm.startswith("postgres") and Path(cwd) == pgdata

@@ -8,13 +8,14 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import IO
 
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 def pid_alive(pid: int) -> bool:
@@ -30,6 +31,57 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return True  # no /proc: trust kill(0)
     return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def become_subreaper() -> None:
+    """Adopt the orphans among our descendants, so their exit is reaped here (see `reap_orphans`).
+
+    pg_ctl daemonizes the postmaster and a killed worker leaves its children: orphans go to
+    PID 1, and the PID 1 of a container or VM often never reaps, leaving zombies (a zombie
+    postmaster still owns ``postmaster.pid`` for ``kill -0``).
+    """
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    except (OSError, AttributeError):
+        pass
+
+
+def reap_orphans(managed: Collection[int]) -> list[int]:
+    """Reap every exited child of this process except ``managed`` (a Popen reaps its own)."""
+    me, reaped = str(os.getpid()), []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, ppid = stat.read_text().rsplit(")", 1)[-1].split()[:2]
+        except (OSError, ValueError):
+            continue
+        pid = int(stat.parent.name)
+        if ppid != me or state not in ("Z", "X") or pid in managed:
+            continue
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                reaped.append(pid)
+        except ChildProcessError:
+            continue
+    return reaped
+
+
+class Backoff:
+    """Delays between restarts of one part: doubling from ``initial`` up to ``cap``.
+
+    The cap is a few seconds: a part that keeps failing is retried for as long as the stack
+    runs, and one that comes back is back soon.
+    """
+
+    def __init__(self, initial: float = 0.5, cap: float = 5.0):
+        self.initial, self.cap = initial, cap
+        self._next = initial
+
+    def next(self) -> float:
+        delay, self._next = self._next, min(self._next * 2, self.cap)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.initial
 
 
 def _die_with_parent() -> None:
@@ -72,6 +124,14 @@ def stop_group(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
             log.warning("pid %s did not exit after %s; escalating", proc.pid, sig.name)
 
 
+def _kill_group_leftovers(pgid: int) -> None:
+    """SIGKILL what a dead child left in its process group (e.g. a killed worker's sandboxes)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def stop_leftover(pid_file: Path, markers: Sequence[str], timeout: float = 15.0) -> None:
     """Stop the process a dead supervisor left behind, if ``pid_file`` still names it.
 
@@ -98,10 +158,9 @@ def stop_leftover(pid_file: Path, markers: Sequence[str], timeout: float = 15.0)
 
 
 class Child:
-    """A supervised child: one role, restarted with backoff when it dies unexpectedly."""
+    """A supervised child: one role, restarted with backoff whenever it dies, for as long as we run."""
 
-    MAX_BACKOFF = 30.0
-    STABLE_AFTER = 60.0  # a child that ran this long resets the backoff
+    STABLE_AFTER = 30.0  # a child that ran this long resets the backoff
 
     def __init__(
         self, role: str, argv: Sequence[str], env: dict[str, str], pid_dir: Path, log_path: Path | None = None
@@ -109,7 +168,7 @@ class Child:
         self.role, self.argv, self.env, self.pid_dir, self.log_path = role, list(argv), env, pid_dir, log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
-        self._backoff = 1.0
+        self._backoff = Backoff()
         self._started_at = 0.0
         self._restart_at: float | None = None
 
@@ -138,22 +197,26 @@ class Child:
             return False
         now = time.monotonic()
         if self._restart_at is None:
+            _kill_group_leftovers(self.proc.pid)
             if now - self._started_at > self.STABLE_AFTER:
-                self._backoff = 1.0
+                self._backoff.reset()
+            delay = self._backoff.next()
             log.warning(
-                "%s (pid %s) exited with %s; restarting in %.0fs",
-                self.role,
-                self.proc.pid,
-                self.proc.returncode,
-                self._backoff,
-            )
-            self._restart_at = now + self._backoff
-            self._backoff = min(self._backoff * 2, self.MAX_BACKOFF)
+                "%s (pid %s) exited with %s; restarting in %.1fs",
+                self.role, self.proc.pid, self.proc.returncode, delay,
+            )  # fmt: skip
+            self._restart_at = now + delay
         if now < self._restart_at:
+            return False
+        try:
+            self.start()
+        except OSError as e:  # e.g. out of processes or descriptors: never stops the stack
+            delay = self._backoff.next()
+            log.error("could not restart %s (%s); retrying in %.1fs", self.role, e, delay)
+            self._restart_at = now + delay
             return False
         self._restart_at = None
         self.restarts += 1
-        self.start()
         return True
 
     def stop(self, timeout: float = 15.0) -> None:

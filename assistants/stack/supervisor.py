@@ -22,7 +22,14 @@ from assistants.settings import Settings, get_settings
 from assistants.stack.connect import apply_migrations
 from assistants.stack.ports import port_is_free
 from assistants.stack.postgres import EmbeddedPostgres, PostgresError
-from assistants.stack.processes import Child, pid_alive, stop_leftover
+from assistants.stack.processes import (
+    Backoff,
+    Child,
+    become_subreaper,
+    pid_alive,
+    reap_orphans,
+    stop_leftover,
+)
 from assistants.stack.temporal import TemporalDevServer, TemporalError
 
 log = logging.getLogger("assistants.up")
@@ -62,6 +69,9 @@ class Supervisor:
         self._info: dict[str, str | None] = {}
         self._stopping = False
         self._in_loop = False
+        self._pg_backoff = Backoff()
+        self._pg_restart_at: float | None = None
+        self._pg_started_at = 0.0
 
     @property
     def api_url(self) -> str:
@@ -71,6 +81,7 @@ class Supervisor:
     def run(self) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
+        become_subreaper()
         try:
             self._start()
             self._supervise()
@@ -108,7 +119,7 @@ class Supervisor:
         if not database_url:
             self.postgres = EmbeddedPostgres(self.data_dir, self.settings.pg_port)
             database_url = self.postgres.start()
-            self.postgres.requested_port = self.postgres.port  # a restart keeps the URL children have
+            self._pg_started_at = time.monotonic()
             self._write_pid("postgres", self.postgres.pid)
 
         temporal_address, ui_url = self.settings.temporal_address, self.settings.temporal_ui_url
@@ -172,21 +183,55 @@ class Supervisor:
         healthy = False
         while not self._stopping:
             time.sleep(POLL_INTERVAL)
-            changed = False
-            if self.temporal is not None:
-                changed |= self.temporal.child.check()
-            for child in self.children:
-                changed |= child.check()
-            if self.postgres is not None and self.postgres.pid is None and not self._stopping:
-                log.error("postgres is not running; restarting it on port %s", self.postgres.port)
-                self.postgres.start()
-                self._write_pid("postgres", self.postgres.pid)
-                changed = True
+            try:
+                changed = self._check_parts()
+            except Exception:  # a failed restart never stops the stack: the next pass retries
+                log.exception("supervising the stack failed; retrying")
+                continue
             if changed:
                 self._write_stack_file()
             if not healthy and not self._stopping and _health_ok(self.api_url):
                 healthy = True
                 log.info("stack is ready: %s", self.api_url)
+
+    def _check_parts(self) -> bool:
+        """One pass: reap orphans, restart whatever died. True when a pid changed."""
+        reap_orphans({c.pid for c in self._all_children() if c.pid is not None})
+        changed = False
+        if self.postgres is not None and not self._stopping:
+            changed |= self._check_postgres()
+        for child in self._all_children():
+            if not self._stopping:
+                changed |= child.check()
+        return changed
+
+    def _all_children(self) -> list[Child]:
+        return ([self.temporal.child] if self.temporal is not None else []) + self.children
+
+    def _check_postgres(self) -> bool:
+        assert self.postgres is not None
+        now = time.monotonic()
+        if self.postgres.pid is not None:
+            if self._pg_restart_at is None and now - self._pg_started_at > Child.STABLE_AFTER:
+                self._pg_backoff.reset()
+            return False
+        if self._pg_restart_at is None:
+            delay = self._pg_backoff.next()
+            log.error("postgres is not running; restarting it on port %s in %.1fs", self.postgres.port, delay)
+            self._pg_restart_at = now + delay
+        if now < self._pg_restart_at:
+            return False
+        try:
+            self.postgres.restart()
+        except (PostgresError, OSError, subprocess.SubprocessError) as e:
+            delay = self._pg_backoff.next()
+            log.error("restarting postgres failed; retrying in %.1fs: %s", delay, e)
+            self._pg_restart_at = time.monotonic() + delay
+            return False
+        self._pg_restart_at = None
+        self._pg_started_at = time.monotonic()
+        self._write_pid("postgres", self.postgres.pid)
+        return True
 
     def _shutdown(self) -> None:
         # Workers and API first, all at once, so in-flight activities drain while the API closes.
@@ -205,6 +250,7 @@ class Supervisor:
             (self.pid_dir / "postgres.pid").unlink(missing_ok=True)
         if self._info:  # only the stack file we wrote, never another running stack's
             self.stack_file.unlink(missing_ok=True)
+        reap_orphans(())
         log.info("stopped")
 
     # --- state files ------------------------------------------------------------------
