@@ -1,4 +1,14 @@
-"""Store activities: the run's reads and writes of Postgres, each idempotent.
+"""Store activities: the run's status, read and written in Postgres, each idempotent.
+
+Who writes what (one owner per row):
+- `runs` (status, required_action, usage, last_error): these store activities, and the API for
+  create/cancel (and the reconciler, through `finish_run`, for runs whose workflow is gone).
+- the turn's assistant `messages` and `run_steps`: the `generate` activity creates and finishes
+  them, and records the turn in `run_turns` (activities/turn_record.py); `complete_step` here
+  finishes them only for runs started before history-by-reference. `finish_run` ends whatever a
+  run left in progress.
+- `run_tool_results`: `run_builtin_tools` for built-in calls, the API for function outputs;
+  `record_tool_outputs` copies function outputs onto their step and completes it.
 
 Status transitions are conditional updates, so a retried activity or a late duplicate never moves
 a run backwards (a cancelled run stays cancelled).

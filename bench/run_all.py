@@ -33,6 +33,7 @@ TIMEOUTS = {
     "bench_api.py": 150,
     "bench_retrieval.py": 330,
     "bench_streaming.py": 150,
+    "bench_history.py": 200,
 }
 DEFAULT_TIMEOUT = 150
 # The order they run in: the model benchmarks first, while the machine is coolest.
@@ -42,6 +43,7 @@ ORDER = [
     "bench_api.py",
     "bench_streaming.py",
     "bench_retrieval.py",
+    "bench_history.py",
 ]
 
 

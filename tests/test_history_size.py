@@ -18,6 +18,7 @@ from tests.stackutil import StackHandle
 HISTORY_BOUND_BYTES = 64 * 1024
 MESSAGE_CHARS = 256_000  # OpenAI's limit per message
 BIG_MESSAGES = 80  # 80 x 256k characters: a thread of about 20 MB
+OUTPUT_CHARS = 512_000  # the largest tool output the API accepts (as OpenAI)
 
 
 def _history_bytes(stack: StackHandle, run_id: str) -> int:
@@ -80,7 +81,7 @@ def test_tool_output_of_512_kb_stays_out_of_history(
     )
     assert run.status == "requires_action", (run.status, run.last_error)
     [call] = run.required_action.submit_tool_outputs.tool_calls  # type: ignore[union-attr]
-    output = ("revenue grew; " * (512 * 1024 // 14 + 1))[: 512 * 1024]
+    output = ("revenue grew; " * (OUTPUT_CHARS // 14 + 1))[:OUTPUT_CHARS]
     run = client.beta.threads.runs.submit_tool_outputs_and_poll(
         run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": output}]
     )
