@@ -1,6 +1,17 @@
 """Built-in tools in runs: code_interpreter (the thread's sandbox session) and file_search (hybrid
 search over the run's vector stores). One activity runs a step's built-in calls, records their
-outputs on the run step in the official shape, and returns what the model reads next."""
+outputs on the run step in the official shape, and returns what the model reads next.
+
+Exactly once: each call's result (the step detail and the text the model reads next) is written
+to `run_tool_results` under its call id right after the call executes, before the next call and
+before the activity returns; this activity is that table's only writer for built-in calls. A
+retried attempt returns the recorded result instead of executing the call again. Files the code
+produces get ids derived from (run, call, path or image index) and are inserted idempotently, so
+a call executed again after a crash (before its row was written) adds no second File. A retried
+attempt also drops this worker's live kernel for the thread before it executes an unrecorded
+cell: the earlier attempt may have run that cell without recording it, and the kernel rebuilt
+from the recorded cells (see `activities.sandbox.sessions`) holds each of them exactly once.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +28,7 @@ from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_events
 from assistants.file_search import file_search_step_details, file_search_tool_output, ranking_options
 from assistants.files_store import FilesStore
+from assistants.ids import derived_id
 from assistants.io import BuiltinToolsInput, BuiltinToolsOutput, FileSearchInput, ToolCall
 from assistants.objects import now
 from assistants.settings import Settings
@@ -25,6 +37,13 @@ log = logging.getLogger(__name__)
 
 MODEL_OUTPUT_CHARS = 2000  # what the model reads back from a tool (small context windows)
 SEARCH_RESULTS = 5
+# How both sandboxes report a cell cut at the time limit (the error line the logs end with).
+TIMED_OUT = "TimeoutError: Execution exceeded the time limit"
+
+
+def output_file_id(run_id: str, call_id: str, key: str | int) -> str:
+    """The id of a File a code call produced: its path, or an image's index among the results."""
+    return "file-" + derived_id("f", run_id, call_id, key)[2:]  # OpenAI spells file ids with a hyphen
 
 
 def _args(call: ToolCall) -> dict[str, Any]:
@@ -50,23 +69,71 @@ class ToolActivities:
     async def run_builtin_tools(self, inp: BuiltinToolsInput) -> BuiltinToolsOutput:
         beat = asyncio.create_task(self._heartbeat())
         try:
-            details: list[dict[str, Any]] = []
-            outputs: dict[str, str] = {}
             for call in inp.calls:
-                if call.type == "file_search":
-                    detail, text = await self._file_search(inp, call)
-                elif call.type == "code_interpreter":
-                    detail, text = await self._code(inp, call)
-                else:
+                if call.type not in ("file_search", "code_interpreter"):
                     raise ApplicationError(
                         f"unknown built-in tool {call.type}", type="InvalidRequest", non_retryable=True
                     )
-                details.append(detail)
-                outputs[call.id] = text[:MODEL_OUTPUT_CHARS]
+            recorded = await self._recorded([c.id for c in inp.calls])
+            # The previous attempt may have executed a cell it did not record: rebuild the kernel.
+            drop_kernel = activity.info().attempt > 1
+            details: list[dict[str, Any]] = []
+            outputs: dict[str, str] = {}
+            for call in inp.calls:
+                done = recorded.get(call.id)
+                if done is None:
+                    if call.type == "file_search":
+                        detail, text = await self._file_search(inp, call)
+                    else:
+                        detail, text = await self._code(inp, call, drop_kernel)
+                        drop_kernel = False
+                    done = await self._save(inp, call, detail, text[:MODEL_OUTPUT_CHARS])
+                details.append(done[0])
+                outputs[call.id] = done[1]
             await self._record(inp, details)
-            return BuiltinToolsOutput(outputs=outputs)
+            return BuiltinToolsOutput() if inp.by_reference else BuiltinToolsOutput(outputs=outputs)
         finally:
             beat.cancel()
+
+    async def _recorded(self, call_ids: list[str]) -> dict[str, tuple[dict[str, Any], str]]:
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT call_id, detail, output FROM run_tool_results WHERE call_id = ANY(%s)",
+                    (call_ids,),
+                )
+            ).fetchall()
+        return {r["call_id"]: (r["detail"], r["output"]) for r in rows}
+
+    async def _save(
+        self, inp: BuiltinToolsInput, call: ToolCall, detail: dict[str, Any], text: str
+    ) -> tuple[dict[str, Any], str]:
+        """Record one call's result; when another attempt recorded it first, its result wins."""
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    """
+                    INSERT INTO run_tool_results
+                      (call_id, project_id, run_id, step_id, thread_id, type, output, detail, created_at)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                    ON CONFLICT (call_id) DO NOTHING RETURNING call_id
+                    """,
+                    (
+                        call.id,
+                        inp.project_id,
+                        inp.run_id,
+                        inp.step_id,
+                        inp.thread_id,
+                        call.type,
+                        text,
+                        Jsonb(detail),
+                        now(),
+                    ),
+                )
+            ).fetchone()
+        if row is not None:
+            return detail, text
+        return (await self._recorded([call.id]))[call.id]
 
     async def _heartbeat(self) -> None:
         while True:
@@ -153,7 +220,32 @@ class ToolActivities:
             out.append((r["filename"], data))
         return out
 
-    async def _code(self, inp: BuiltinToolsInput, call: ToolCall) -> tuple[dict[str, Any], str]:
+    async def _replay_cells(self, inp: BuiltinToolsInput, call: ToolCall) -> list[str]:
+        """The thread's recorded code cells before this call, in execution order. Cells that hit
+        the time limit are left out: replaying them would only spend that limit again."""
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    """
+                    SELECT detail->'code_interpreter' AS ci FROM run_tool_results
+                     WHERE thread_id = %s AND project_id = %s AND type = 'code_interpreter'
+                       AND call_id <> %s
+                     ORDER BY seq
+                    """,
+                    (inp.thread_id, inp.project_id, call.id),
+                )
+            ).fetchall()
+        cells = []
+        for r in rows:
+            ci = r["ci"] or {}
+            logs = "".join(o.get("logs", "") for o in ci.get("outputs") or [] if o.get("type") == "logs")
+            if ci.get("input") and TIMED_OUT not in logs:
+                cells.append(ci["input"])
+        return cells
+
+    async def _code(
+        self, inp: BuiltinToolsInput, call: ToolCall, drop_kernel: bool = False
+    ) -> tuple[dict[str, Any], str]:
         from activities.sandbox.base import SandboxUnavailable
 
         code = str(_args(call).get("code") or "")
@@ -167,8 +259,13 @@ class ToolActivities:
         async def restore() -> list[tuple[str, bytes]]:
             return await self._thread_files(inp)
 
+        async def replay() -> list[str]:
+            return await self._replay_cells(inp, call)
+
         try:
-            async with self.sessions.use(inp.thread_id, restore) as sandbox:
+            if drop_kernel:
+                await self.sessions.close(inp.thread_id)
+            async with self.sessions.use(inp.thread_id, restore, replay) as sandbox:
                 before = {f.path: (f.size, f.mtime) for f in await sandbox.list_files()}
                 execution = await sandbox.run_code(code)
                 written = [f for f in await sandbox.list_files() if before.get(f.path) != (f.size, f.mtime)]
@@ -189,11 +286,21 @@ class ToolActivities:
             outputs.append({"type": "logs", "logs": logs})
         produced: list[dict[str, Any]] = []
         for n, result in enumerate(r for r in execution.results if r.png):
-            file_id = await self.files.put(inp.project_id, f"image_{call.id}_{n}.png", result.png)
+            file_id = await self.files.put(
+                inp.project_id,
+                f"image_{call.id}_{n}.png",
+                result.png,
+                file_id=output_file_id(inp.run_id, call.id, n),
+            )
             outputs.append({"type": "image", "image": {"file_id": file_id}})
             produced.append({"kind": "image", "file_id": file_id})
         for path, data in files:
-            file_id = await self.files.put(inp.project_id, path.rsplit("/", 1)[-1], data)
+            file_id = await self.files.put(
+                inp.project_id,
+                path.rsplit("/", 1)[-1],
+                data,
+                file_id=output_file_id(inp.run_id, call.id, path),
+            )
             produced.append(
                 {
                     "kind": "file",
@@ -202,11 +309,7 @@ class ToolActivities:
                 }
             )
         if produced:
-            async with self.pool.connection() as conn:
-                await conn.execute(
-                    "UPDATE runs SET data = jsonb_set(data, '{_files}', coalesce(data->'_files', '[]'::jsonb) || %s) WHERE id = %s",
-                    (Jsonb(produced), inp.run_id),
-                )
+            await self._add_run_files(inp.run_id, produced)
         detail = {
             "id": call.id,
             "type": "code_interpreter",
@@ -216,3 +319,19 @@ class ToolActivities:
         if produced:
             text += "\nFiles: " + ", ".join(p.get("path", "image") for p in produced)
         return detail, text
+
+    async def _add_run_files(self, run_id: str, produced: list[dict[str, Any]]) -> None:
+        """Append to the run's `_files` (read when the final message is written) the entries whose
+        file id is not there yet: a call executed again adds nothing."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                """
+                UPDATE runs SET data = jsonb_set(data, '{_files}', coalesce(data->'_files', '[]'::jsonb) || coalesce(
+                  (SELECT jsonb_agg(e ORDER BY n) FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS x(e, n)
+                    WHERE NOT coalesce(data->'_files', '[]'::jsonb) @> jsonb_build_array(
+                      jsonb_build_object('file_id', e->'file_id'))),
+                  '[]'::jsonb))
+                 WHERE id = %s
+                """,
+                (Jsonb(produced), run_id),
+            )

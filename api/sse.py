@@ -9,6 +9,12 @@ Tailing: one LISTEN connection per API process (`RunEventHub`) wakes the streams
 named in each `run_events` NOTIFY; every stream also re-queries every `POLL_S` seconds, so a
 lost notification (listener reconnecting, Postgres failover) only delays events.
 
+The database away (restarting, failing over, or a pool that cannot hand out a connection in
+time on a busy machine) only pauses a stream: every read is idempotent from the stream's cursor,
+so a failed one is retried, with keepalives meanwhile. A stream ends with an `error` event only
+when the database has been unreachable for `DB_GIVE_UP_S`; the client then resumes from its
+last event id.
+
 Retried generations (a worker crashed mid-message): the inference activity marks the failed
 attempt's deltas `discarded` and the retry writes the message again from its start. A client
 cannot be asked to forget text, so per message content part a stream tracks the text the client
@@ -30,6 +36,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import Depends, Request
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
@@ -43,6 +50,8 @@ log = logging.getLogger(__name__)
 POLL_S = 2.0  # safety-net re-query when no NOTIFY arrives
 KEEPALIVE_S = 15.0  # comment line so proxies keep an idle stream open
 BATCH = 500  # rows per query while replaying
+DB_RETRY_MAX_S = 2.0  # longest pause between reads while the database is away
+DB_GIVE_UP_S = 120.0  # unreachable this long: the stream really cannot go on
 STOP_EVENTS = frozenset(
     {
         "thread.run.completed",
@@ -244,8 +253,8 @@ class RunEventHub:
                             wake.set()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - reconnect; streams poll meanwhile
-                log.warning("run event listener lost its connection; reconnecting", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - reconnect; streams poll meanwhile
+                log.warning("run event listener lost its connection (%s); reconnecting", exc)
             self.listening.clear()
             self._wake_all()
             await asyncio.sleep(1.0)
@@ -296,15 +305,59 @@ async def _run_ended(pool: DbPool, run_id: str) -> bool:
     return row is None or row["status"] in TERMINAL_STATUSES
 
 
+class DatabaseAway(Exception):
+    """The database stayed unreachable for `DB_GIVE_UP_S`."""
+
+
+@dataclass
+class Outage:
+    """Consecutive failed reads of one stream: how long to pause, and when to give up."""
+
+    run_id: str
+    since: float | None = None
+    failures: int = 0
+
+    def failed(self, exc: psycopg.OperationalError) -> float:
+        """The pause before the next read; raises DatabaseAway once the outage lasts too long."""
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+            log.warning("streaming run %s: database unreachable (%s); retrying", self.run_id, exc)
+        self.failures += 1
+        if now - self.since >= DB_GIVE_UP_S:
+            raise DatabaseAway(f"database unreachable for {now - self.since:.0f}s") from exc
+        return min(DB_RETRY_MAX_S, 0.1 * 2**self.failures)
+
+    def over(self) -> None:
+        if self.since is not None:
+            log.info("streaming run %s: database back after %d failed reads", self.run_id, self.failures)
+        self.since, self.failures = None, 0
+
+
 async def run_events(pool: DbPool, hub: RunEventHub, run_id: str, after: int = 0) -> AsyncIterator[bytes]:
     """The run's events after seq `after`, encoded, until a stop event; then `done`."""
     wake = hub.subscribe(run_id)
+    outage = Outage(run_id)
     try:
-        view = restore_view(await _rows_upto(pool, run_id, after), after) if after > 0 else ClientView()
+        view: ClientView | None = None if after > 0 else ClientView()
         cursor, last_out, check_end = after, time.monotonic(), True
         while True:
             wake.clear()
-            rows = await _rows_after(pool, run_id, cursor)
+            try:
+                if view is None:
+                    view = restore_view(await _rows_upto(pool, run_id, after), after)
+                # Status before rows: a run whose final status this read sees has committed its
+                # final events with it, so the rows read next include them. (Rows first could
+                # miss events committed between the two reads, and end the stream without them.)
+                ended = check_end and await _run_ended(pool, run_id)
+                rows = await _rows_after(pool, run_id, cursor)
+            except psycopg.OperationalError as exc:
+                await asyncio.sleep(outage.failed(exc))
+                if time.monotonic() - last_out >= KEEPALIVE_S:
+                    yield KEEPALIVE
+                    last_out = time.monotonic()
+                continue
+            outage.over()
             for row in rows:
                 cursor = row["seq"]
                 out = [] if row["discarded"] else view.render(row)
@@ -320,7 +373,7 @@ async def run_events(pool: DbPool, hub: RunEventHub, run_id: str, after: int = 0
             if len(rows) == BATCH:
                 continue
             # Nothing after the cursor and the run over: its last event was before the cursor.
-            if check_end and not rows and await _run_ended(pool, run_id):
+            if ended and not rows:
                 yield DONE
                 return
             try:
@@ -333,6 +386,11 @@ async def run_events(pool: DbPool, hub: RunEventHub, run_id: str, after: int = 0
                 last_out = time.monotonic()
     except asyncio.CancelledError:
         raise  # the client went away; the run goes on without it
+    except DatabaseAway as exc:
+        log.error("streaming run %s: %s; ending the stream", run_id, exc)
+        yield error_event(
+            "The server cannot reach its database. Resume with Last-Event-ID.", code="database_unavailable"
+        )
     except Exception:  # noqa: BLE001 - reported in-band: the response has already started
         log.exception("streaming run %s failed", run_id)
         yield error_event("The server had an error while streaming this run. Resume with Last-Event-ID.")

@@ -1,5 +1,8 @@
 """Files as the sandbox and the tools see them: put bytes as a new File, get a File's bytes.
 
+A put under a derived id (the code_interpreter's outputs: run, call, path) is idempotent, so a
+retried tool call never adds a second File.
+
 Implements the sandbox's FileSink / FileSource protocols over the Files table and the storage
 backend (local disk or S3)."""
 
@@ -38,9 +41,19 @@ class FilesStore:
         return pool
 
     async def put(
-        self, project_id: str, filename: str, data: bytes, purpose: str = "assistants_output"
+        self,
+        project_id: str,
+        filename: str,
+        data: bytes,
+        purpose: str = "assistants_output",
+        file_id: str | None = None,
     ) -> str:
-        file_id = new_file_id()
+        """Store `data` as a new File. With a given (derived) `file_id` the put is idempotent: a
+        File that exists already is kept as it is, and a repeated storage write is harmless."""
+        if file_id is None:
+            file_id = new_file_id()
+        elif await self._exists(file_id):
+            return file_id
         size = await asyncio.to_thread(
             self.storage.put, project_id, file_id, io.BytesIO(data), self.max_bytes
         )
@@ -57,10 +70,16 @@ class FilesStore:
         }
         async with (await self._ready()).connection() as conn:
             await conn.execute(
-                "INSERT INTO files (id, project_id, purpose, created_at, data) VALUES (%s, %s, %s, %s, %s)",
+                "INSERT INTO files (id, project_id, purpose, created_at, data) VALUES (%s, %s, %s, %s, %s)"
+                " ON CONFLICT (id) DO NOTHING",
                 (file_id, project_id, purpose, obj["created_at"], Jsonb(obj)),
             )
         return file_id
+
+    async def _exists(self, file_id: str) -> bool:
+        async with (await self._ready()).connection() as conn:
+            row = await (await conn.execute("SELECT 1 FROM files WHERE id = %s", (file_id,))).fetchone()
+        return row is not None
 
     async def get(self, file_id: str) -> tuple[str, bytes]:
         async with (await self._ready()).connection() as conn:

@@ -7,13 +7,18 @@ Generations are short and greedy (temperature 0) to stay cheap on a 2-core machi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +28,10 @@ import pytest
 from openai import AssistantEventHandler
 from typing_extensions import override
 
-from api.sse import ClientView, PartText, restore_view
+import api.sse
+from api.sse import ClientView, PartText, RunEventHub, restore_view, run_events
+from assistants.db.pool import make_pool
+from tests.stackutil import StackHandle, start_stack
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -521,3 +529,188 @@ def test_events_of_an_unknown_run_are_a_404_envelope(client: openai.OpenAI) -> N
     )
     assert resp.status_code == 404
     assert resp.json()["error"]["code"] == "not_found"
+
+
+# --- a stream errors only when the server really cannot go on ------------------------------------
+# Seen once (issue 11): a forced-function stream ended with "The server had an error while
+# streaming this run". Any failed read of the event log (the database restarting, a connection
+# lost, a pool that could not hand out a connection in time on a busy machine) ended the stream.
+
+
+def _forced_stream(client: openai.OpenAI, assistant_id: str) -> tuple[Recorder, Any]:
+    thread = _thread(client, "What's the weather in Paris?")
+    handler = Recorder()
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id,
+        assistant_id=assistant_id,
+        event_handler=handler,
+        temperature=0,
+        max_completion_tokens=48,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    ) as stream:
+        stream.until_done()
+        run = stream.get_final_run()
+    return handler, run
+
+
+def _assert_forced_call_streamed(handler: Recorder, run: Any) -> None:
+    assert handler.events[-1] == "thread.run.requires_action" and run.status == "requires_action", (
+        handler.events
+    )
+    (call,) = run.required_action.submit_tool_outputs.tool_calls
+    assert "".join(handler.tool_call_deltas) == call.function.arguments
+
+
+@pytest.fixture(scope="module")
+def weather_assistant(client: openai.OpenAI) -> Any:
+    return client.beta.assistants.create(model=MODEL, instructions="Use tools.", tools=[get_weather])  # type: ignore[list-item]
+
+
+def test_forced_function_stream_repeated_under_cpu_load(
+    client: openai.OpenAI, weather_assistant: Any
+) -> None:
+    """Two busy processes take the machine's cores while the same forced call streams three times."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        for _ in range(3):
+            _assert_forced_call_streamed(*_forced_stream(client, weather_assistant.id))
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
+@pytest.fixture(scope="module")
+def waiting_run(client: openai.OpenAI, weather_assistant: Any) -> Any:
+    """A forced function call's run, waiting in requires_action: its log ends with the stop event."""
+    thread = _thread(client, "What's the weather in Paris?")
+    run = client.beta.threads.runs.create(
+        thread.id,
+        assistant_id=weather_assistant.id,
+        temperature=0,
+        max_completion_tokens=48,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )
+    deadline = time.monotonic() + 240
+    while run.status in ("queued", "in_progress") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        run = client.beta.threads.runs.retrieve(run.id, thread_id=thread.id)
+    assert run.status == "requires_action", run.status
+    return run
+
+
+def _sse_names(chunks: list[bytes]) -> list[tuple[str | None, str]]:
+    """(id, event) of each event in a stream's raw chunks; an event without an id keeps the last one."""
+    out: list[tuple[str | None, str]] = []
+    last_id = None
+    for block in b"".join(chunks).decode().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
+        last_id = fields.get("id", last_id)
+        if "event" in fields:
+            out.append((last_id, fields["event"]))
+    return out
+
+
+def _stream_with_pool_held(database_url: str, run_id: str, timeouts: int | None) -> tuple[list[bytes], float]:
+    """Stream a run through a one-connection pool whose connection the test holds for as long as
+    `timeouts` reads may wait for one (None: until the stream ends), so the stream's reads fail
+    with PoolTimeout meanwhile: a database the API cannot reach, as during a restart or on an
+    overloaded machine. Returns the stream's chunks and how long the connection was held."""
+
+    async def main() -> tuple[list[bytes], float]:
+        pool = make_pool(database_url, min_size=1, max_size=1)
+        await pool.open(wait=True)
+        hold = pool.timeout * timeouts + 1 if timeouts is not None else 0.0
+        hub = RunEventHub(database_url)
+        chunks: list[bytes] = []
+
+        async def consume() -> None:
+            async for chunk in run_events(pool, hub, run_id):
+                chunks.append(chunk)
+
+        try:
+            async with pool.connection():
+                task = asyncio.create_task(consume())
+                if timeouts is None:
+                    await asyncio.wait_for(asyncio.shield(task), 120)
+                else:
+                    await asyncio.sleep(hold)
+            await asyncio.wait_for(task, 120)
+        finally:
+            await hub.close()
+            await pool.close()
+        return chunks, hold
+
+    return asyncio.run(main())
+
+
+def test_stream_waits_out_a_database_it_cannot_reach(
+    client: openai.OpenAI, stack: StackHandle, waiting_run: Any
+) -> None:
+    chunks, _ = _stream_with_pool_held(stack.database_url, waiting_run.id, timeouts=2)
+    streamed = _sse_names(chunks)
+    assert all(name != "error" for _, name in streamed), chunks[-1]
+    with httpx.Client(timeout=60) as http:
+        replay = _read_events(
+            http,
+            f"{client.base_url}threads/{waiting_run.thread_id}/runs/{waiting_run.id}/events",
+            _auth(client),
+        )
+    assert streamed == [(i, name) for i, name, _ in replay], "the whole run, as the API serves it"
+    assert [name for _, name in streamed][-2:] == ["thread.run.requires_action", "done"]
+
+
+def test_stream_gives_up_when_the_database_stays_away(
+    stack: StackHandle, waiting_run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api.sse, "DB_GIVE_UP_S", 0.0)
+    chunks, _ = _stream_with_pool_held(stack.database_url, waiting_run.id, timeouts=None)
+    assert [name for _, name in _sse_names(chunks)] == ["error"]
+    error = json.loads(b"".join(chunks).decode().split("data: ", 1)[1])["error"]
+    assert error["code"] == "database_unavailable" and error["type"] == "server_error"
+
+
+@pytest.fixture
+def own_stack() -> Iterator[StackHandle]:
+    """A stack of its own: this test kills its Postgres."""
+    data_dir = Path(tempfile.mkdtemp(prefix="assistants-sse-pg-"))
+    data_dir.chmod(0o755)
+    handle = start_stack(data_dir)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_forced_function_stream_survives_postgres_killed_mid_stream(own_stack: StackHandle) -> None:
+    """Postgres is SIGKILLed while the stream waits for the call (the stack restarts it): the
+    stream goes on to `requires_action` and `done` instead of an error event."""
+    client = openai.OpenAI(
+        base_url=own_stack.base_url, api_key=own_stack.create_key("default"), max_retries=0, timeout=300
+    )
+    helper = client.beta.assistants.create(model=MODEL, instructions="Use tools.", tools=[get_weather])  # type: ignore[list-item]
+    thread = _thread(client, "What's the weather in Paris?")
+    killed: list[int] = []
+
+    class KillPostgres(Recorder):
+        @override
+        def on_event(self, event: Any) -> None:
+            super().on_event(event)
+            if event.event == "thread.run.in_progress" and not killed:
+                killed.append(own_stack.pids()["postgres"])
+                os.kill(killed[0], signal.SIGKILL)
+
+    handler = KillPostgres()
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id,
+        assistant_id=helper.id,
+        event_handler=handler,
+        temperature=0,
+        max_completion_tokens=48,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    ) as stream:
+        stream.until_done()
+        run = stream.get_final_run()
+    assert killed and own_stack.pids()["postgres"] != killed[0], "postgres was killed and restarted"
+    _assert_forced_call_streamed(handler, run)

@@ -29,6 +29,10 @@ GENERATE_RETRY = RetryPolicy(
     non_retryable_error_types=["ModelNotFound", "InvalidRequest"],
 )
 
+# Every attempt together, queueing included: a turn no inference worker takes (none running, or
+# all saturated) fails the run with a clear error instead of leaving it in_progress forever.
+GENERATE_SCHEDULE_TO_CLOSE = timedelta(hours=1)
+
 # Built-in tools (code execution, file search) run on the runs queue; code may run for minutes.
 TOOLS_TIMEOUT = timedelta(minutes=15)
 TOOLS_HEARTBEAT = timedelta(seconds=30)
@@ -39,6 +43,8 @@ TOOLS_RETRY = RetryPolicy(
     maximum_attempts=5,
     non_retryable_error_types=["SandboxUnavailable", "InvalidRequest"],
 )
+
+TOOLS_SCHEDULE_TO_CLOSE = timedelta(hours=1)
 
 # Upper bound of model turns in one run (tool call -> output -> next turn), so a model that
 # keeps calling tools cannot loop forever.

@@ -1,8 +1,18 @@
 """One sandbox per thread: kernel state persists across runs, idles out, comes back when gone.
 
 A session is recreated transparently when its sandbox died (limit hit, worker restart, E2B
-expiry): the new sandbox gets the thread's files again through the `restore_files` callback.
-Sessions live in the worker's memory only; after a worker restart every thread starts anew.
+expiry) or was never on this worker: the new sandbox gets the thread's files again through the
+`restore_files` callback, then its kernel state is rebuilt by replaying the thread's earlier
+code cells, in order, through the `replay_cells` callback (their outputs are discarded).
+
+Why rebuilt deterministically rather than a per-worker task queue that pins a thread to the
+worker holding its kernel: any runs worker can then take any thread's next call, a worker that
+dies loses nothing the database does not hold, and scale-out stays Temporal's job (no routing
+of our own). The effects of replayed cells stay inside the new sandbox (its variables and its
+/mnt/data); nothing is recorded or stored again. The cost: a replayed cell runs again, so a
+cell that reads clocks or randomness (or the network, where a sandbox has one) may leave a
+different value than it did the first time, and rebuilding a long thread takes as long as its
+cells did. A replay that kills the new sandbox (a resource limit) falls back to files only.
 """
 
 from __future__ import annotations
@@ -14,12 +24,22 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from activities.sandbox.base import Sandbox, SandboxProvider
+from activities.sandbox.base import Sandbox, SandboxDead, SandboxProvider
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 RestoreFiles = Callable[[], "list[tuple[str, bytes]] | Awaitable[list[tuple[str, bytes]]]"]
+ReplayCells = Callable[[], "list[str] | Awaitable[list[str]]"]
+
+
+async def _resolve(callback: Callable[[], T | Awaitable[T]]) -> T:
+    value = callback()
+    if inspect.isawaitable(value):
+        return await value
+    return value
 
 
 @dataclass
@@ -42,8 +62,13 @@ class SandboxSessions:
         self._sessions: dict[str, _Session] = {}
         self._reaper: asyncio.Task[None] | None = None
 
-    async def get(self, thread_id: str, restore_files: RestoreFiles | None = None) -> Sandbox:
-        """The thread's live sandbox, created (and its files restored) when there is none."""
+    async def get(
+        self,
+        thread_id: str,
+        restore_files: RestoreFiles | None = None,
+        replay_cells: ReplayCells | None = None,
+    ) -> Sandbox:
+        """The thread's live sandbox, created (files restored, cells replayed) when there is none."""
         self._ensure_reaper()
         s = self._sessions.setdefault(thread_id, _Session())
         async with s.lock:
@@ -52,14 +77,19 @@ class SandboxSessions:
                 await s.sandbox.kill()
                 s.sandbox = None
             if s.sandbox is None:
-                s.sandbox = await self._create(restore_files)
+                s.sandbox = await self._create(thread_id, restore_files, replay_cells)
             s.last_used = time.monotonic()
             return s.sandbox
 
     @contextlib.asynccontextmanager
-    async def use(self, thread_id: str, restore_files: RestoreFiles | None = None) -> AsyncIterator[Sandbox]:
+    async def use(
+        self,
+        thread_id: str,
+        restore_files: RestoreFiles | None = None,
+        replay_cells: ReplayCells | None = None,
+    ) -> AsyncIterator[Sandbox]:
         """Like `get`, but the reaper leaves the session alone until the block ends (long executions)."""
-        sbx = await self.get(thread_id, restore_files)
+        sbx = await self.get(thread_id, restore_files, replay_cells)
         s = self._sessions[thread_id]
         s.in_use += 1
         try:
@@ -68,14 +98,35 @@ class SandboxSessions:
             s.in_use -= 1
             s.last_used = time.monotonic()
 
-    async def _create(self, restore_files: RestoreFiles | None) -> Sandbox:
+    async def _create(
+        self, thread_id: str, restore_files: RestoreFiles | None, replay_cells: ReplayCells | None
+    ) -> Sandbox:
+        sbx = await self._with_files(restore_files)
+        cells = await _resolve(replay_cells) if replay_cells is not None else []
+        replayed = 0
+        try:
+            for code in cells:
+                await sbx.run_code(code)  # outputs discarded: they were recorded the first time
+                replayed += 1
+        except SandboxDead:
+            log.warning(
+                "sandbox session %s: replaying cell %d of %d killed the sandbox; starting with files only",
+                thread_id, replayed + 1, len(cells),
+            )  # fmt: skip
+            await sbx.kill()
+            return await self._with_files(restore_files)
+        except BaseException:
+            await sbx.kill()
+            raise
+        if cells:
+            log.info("sandbox session %s: replayed %d earlier cells", thread_id, len(cells))
+        return sbx
+
+    async def _with_files(self, restore_files: RestoreFiles | None) -> Sandbox:
         sbx = await self.provider.create()
         try:
             if restore_files is not None:
-                files = restore_files()
-                if inspect.isawaitable(files):
-                    files = await files
-                for name, data in files:
+                for name, data in await _resolve(restore_files):
                     await sbx.write_file(name, data)
         except BaseException:
             await sbx.kill()
