@@ -221,13 +221,15 @@ class ToolActivities:
         return out
 
     async def _replay_cells(self, inp: BuiltinToolsInput, call: ToolCall) -> list[str]:
-        """The thread's recorded code cells before this call, in execution order. Cells that hit
-        the time limit are left out: replaying them would only spend that limit again."""
+        """The thread's recorded code cells before this call, in execution order, of the session
+        that would still be alive: a thread idle longer than the sessions' idle timeout starts a
+        fresh kernel, as OpenAI's code interpreter does after an hour. Cells that hit the time
+        limit are left out: replaying them would only spend that limit again."""
         async with self.pool.connection() as conn:
             rows = await (
                 await conn.execute(
                     """
-                    SELECT detail->'code_interpreter' AS ci FROM run_tool_results
+                    SELECT detail->'code_interpreter' AS ci, created_at FROM run_tool_results
                      WHERE thread_id = %s AND project_id = %s AND type = 'code_interpreter'
                        AND call_id <> %s
                      ORDER BY seq
@@ -235,8 +237,13 @@ class ToolActivities:
                     (inp.thread_id, inp.project_id, call.id),
                 )
             ).fetchall()
+        idle = float(getattr(self.sessions, "idle_timeout", float("inf")))
+        start, last = len(rows), float(now())
+        while start > 0 and last - rows[start - 1]["created_at"] <= idle:
+            start -= 1
+            last = rows[start]["created_at"]
         cells = []
-        for r in rows:
+        for r in rows[start:]:
             ci = r["ci"] or {}
             logs = "".join(o.get("logs", "") for o in ci.get("outputs") or [] if o.get("type") == "logs")
             if ci.get("input") and TIMED_OUT not in logs:
