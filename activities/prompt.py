@@ -23,7 +23,9 @@ CHARS_PER_TOKEN = 16
 # A tool result the model reads is clipped to about half the context (~4 characters a token).
 TOOL_OUTPUT_CHARS_PER_TOKEN = 2
 TRUNCATED_MARK = "\n[... output truncated]"
-_BATCH = 64  # rows fetched per round trip while reading the thread newest-first
+# Rows fetched per round trip while reading the thread newest-first: a few at first (messages
+# can be 256k characters each, and usually two or three fill the context), doubling up to 64.
+_FIRST_BATCH, _MAX_BATCH = 4, 64
 
 
 @dataclass
@@ -99,6 +101,7 @@ async def thread_history(
     newest_first: list[ChatMessage] = []
     spent = 0
     before: int | None = None
+    batch = _FIRST_BATCH
     limit = last_messages if last_messages is not None else None
     async with pool.connection() as conn:
         while limit is None or len(newest_first) < limit:
@@ -108,7 +111,7 @@ async def thread_history(
                     " WHERE thread_id = %s AND (run_id IS DISTINCT FROM %s OR data->>'role' = 'user')"
                     " AND data->>'status' = 'completed' AND (%s::bigint IS NULL OR seq < %s::bigint)"
                     " ORDER BY seq DESC LIMIT %s",
-                    (thread_id, run_id, before, before, _BATCH),
+                    (thread_id, run_id, before, before, batch),
                 )
             ).fetchall()
             for r in rows:
@@ -121,9 +124,10 @@ async def thread_history(
                 spent += len(content)
                 if limit is not None and len(newest_first) >= limit:
                     break
-            if len(rows) < _BATCH:
+            if len(rows) < batch:
                 break
             before = rows[-1]["seq"]
+            batch = min(batch * 2, _MAX_BATCH)
     return newest_first[::-1]
 
 
