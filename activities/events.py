@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 from assistants.db.pool import Conn as DbConn
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_events, insert_message, insert_step, message_row, step_row
-from assistants.io import GenerateInput, ToolCall
+from assistants.payloads import GenerateInput, ToolCall
 
 FLUSH_EVERY_S = 0.05
 

@@ -31,7 +31,7 @@ from activities.turn_record import record_turn, recorded_turn
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import load_run
 from assistants.ids import derived_id
-from assistants.io import ChatMessage, GenerateInput, GenerateOutput, ToolCall
+from assistants.payloads import ChatMessage, GenerateInput, GenerateOutput, ToolCall
 from assistants.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assistants.db.pool import Pool as DbPool
-from assistants.io import ChatMessage
+from assistants.payloads import ChatMessage
 
 # Searchable files that together fit in this many characters go whole into the prompt.
 SHORT_DOCUMENTS_CHARS = 4000

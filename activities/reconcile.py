@@ -25,8 +25,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.store import StoreActivities
 from assistants.db.pool import Pool as DbPool
-from assistants.io import FinishRunInput, ReconcileBatchInput, ReconcileBatchOutput
 from assistants.objects import now
+from assistants.payloads import FinishRunInput, ReconcileBatchInput, ReconcileBatchOutput
 from assistants.settings import Settings
 
 log = logging.getLogger(__name__)

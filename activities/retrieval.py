@@ -19,7 +19,7 @@ from activities.parsing import InvalidFile, UnsupportedFile, parse
 from activities.search_sql import BadFilter, search_query
 from assistants.db.pool import Pool as DbPool
 from assistants.db.vector_stores import chunk_id, set_file_status, touch_store
-from assistants.io import (
+from assistants.payloads import (
     EmbedFileOutput,
     FileSearchInput,
     FileSearchOutput,

@@ -26,7 +26,8 @@ from activities.prompt import system_prompt, text_of
 from activities.turn_record import finish_turn_rows
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_event, append_events, load_run
-from assistants.io import (
+from assistants.objects import TERMINAL_RUN_STATUSES, now
+from assistants.payloads import (
     ChatMessage,
     FinishRunInput,
     Prompt,
@@ -37,7 +38,6 @@ from assistants.io import (
     ToolCallsInput,
     ToolOutputsInput,
 )
-from assistants.objects import TERMINAL_RUN_STATUSES, now
 from assistants.settings import Settings
 
 if TYPE_CHECKING:

@@ -29,8 +29,8 @@ from assistants.db.runlog import append_events
 from assistants.file_search import file_search_step_details, file_search_tool_output, ranking_options
 from assistants.files_store import FilesStore
 from assistants.ids import derived_id
-from assistants.io import BuiltinToolsInput, BuiltinToolsOutput, FileSearchInput, ToolCall
 from assistants.objects import now
+from assistants.payloads import BuiltinToolsInput, BuiltinToolsOutput, FileSearchInput, ToolCall
 from assistants.settings import Settings
 
 log = logging.getLogger(__name__)

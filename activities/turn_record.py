@@ -17,7 +17,8 @@ from assistants.db.pool import Conn as DbConn
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_events, load_run
 from assistants.file_search import file_citation_annotations
-from assistants.io import (
+from assistants.objects import now
+from assistants.payloads import (
     FileSearchOutput,
     FileSearchResult,
     GenerateInput,
@@ -25,7 +26,6 @@ from assistants.io import (
     StepResult,
     ToolCall,
 )
-from assistants.objects import now
 
 
 async def _final_content(

@@ -20,15 +20,15 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import load_run
-from assistants.io import (
+from assistants.netguard import non_public_address
+from assistants.objects import now
+from assistants.payloads import (
     DeliverWebhookInput,
     DeliverWebhookOutput,
     EmitRunEventInput,
     EmitRunEventOutput,
     WebhookDeliveryFailed,
 )
-from assistants.netguard import non_public_address
-from assistants.objects import now
 from assistants.settings import Settings
 from assistants.webhooks import NOTIFY_STATUSES, run_event, signed_headers
 

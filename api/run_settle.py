@@ -19,7 +19,7 @@ from activities.webhooks import RunEvents
 from api.errors import APIError
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_event, load_run
-from assistants.io import FinishRunInput
+from assistants.payloads import FinishRunInput
 from assistants.settings import Settings
 
 log = logging.getLogger(__name__)

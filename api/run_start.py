@@ -18,8 +18,8 @@ from api.run_settle import fail_unstarted_run, orchestration_error
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_events
 from assistants.ids import new_id
-from assistants.io import RunInput
 from assistants.objects import dump, message_object, now, response_format_value
+from assistants.payloads import RunInput
 from assistants.schemas import MessageCreate, RunOptions
 from assistants.settings import Settings
 from workflows.run import RunWorkflow

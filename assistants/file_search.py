@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from assistants.io import FileSearchOutput
+from assistants.payloads import FileSearchOutput
 
 DEFAULT_RANKING = {"ranker": "default_2024_08_21", "score_threshold": 0.0}
 

@@ -19,7 +19,7 @@ from activities.retrieval import RetrievalActivities
 from assistants.db.pool import open_pool
 from assistants.db.vector_stores import file_object, insert_files
 from assistants.ids import new_id
-from assistants.io import IngestFileInput
+from assistants.payloads import IngestFileInput
 from assistants.storage.local import LocalStorage
 
 

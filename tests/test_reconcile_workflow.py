@@ -18,7 +18,12 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from assistants.io import ReconcileBatchInput, ReconcileBatchOutput, ReconcileRunsInput, ReconcileRunsOutput
+from assistants.payloads import (
+    ReconcileBatchInput,
+    ReconcileBatchOutput,
+    ReconcileRunsInput,
+    ReconcileRunsOutput,
+)
 from assistants.settings import Settings
 from worker.schedules import ensure_reconcile_schedule
 from workflows import reconcile_options as options

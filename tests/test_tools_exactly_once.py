@@ -30,7 +30,7 @@ from activities.sandbox.local import LocalConfig, LocalSandboxProvider, check_bw
 from activities.tools import ToolActivities, output_file_id
 from assistants.db.pool import Pool, open_pool
 from assistants.ids import new_id
-from assistants.io import BuiltinToolsInput, BuiltinToolsOutput, ToolCall
+from assistants.payloads import BuiltinToolsInput, BuiltinToolsOutput, ToolCall
 from assistants.settings import Settings
 from assistants.storage.local import LocalStorage
 from tests.stackutil import StackHandle

@@ -25,7 +25,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from assistants.io import DeliverWebhookInput, DeliverWebhookOutput, WebhookDeliveryFailed
+from assistants.payloads import DeliverWebhookInput, DeliverWebhookOutput, WebhookDeliveryFailed
 from assistants.webhooks import (
     InvalidSignature,
     event_id_for,

@@ -134,13 +134,16 @@ async def test_replay_of_committed_histories() -> None:
 async def test_pre_patch_histories_take_the_old_path() -> None:
     """Histories from before history-by-reference carry no patch marker and replay the v1 loop
     (build_prompt, complete_step): the marker is what keeps them apart."""
+
     def patches(name: str) -> list[str]:
         events = json.loads((HISTORIES / name).read_text())["events"]
         found = []
         for e in events:
-            for p in ((e.get("markerRecordedEventAttributes") or {}).get("details") or {}).get(
-                "patch-data", {}
-            ).get("payloads", []):
+            for p in (
+                ((e.get("markerRecordedEventAttributes") or {}).get("details") or {})
+                .get("patch-data", {})
+                .get("payloads", [])
+            ):
                 found.append(json.loads(base64.b64decode(p["data"]))["id"])
         return found
 

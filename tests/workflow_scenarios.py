@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from assistants.io import (
+from assistants.payloads import (
     BuiltinToolsInput,
     BuiltinToolsOutput,
     ChatMessage,

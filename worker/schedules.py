@@ -23,7 +23,7 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
-from assistants.io import ReconcileRunsInput
+from assistants.payloads import ReconcileRunsInput
 from assistants.settings import Settings
 from workflows import reconcile_options as options
 from workflows.reconcile import ReconcileRunsWorkflow

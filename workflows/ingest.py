@@ -16,7 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from activities.retrieval import RetrievalActivities
-    from assistants.io import (
+    from assistants.payloads import (
         FileSearchInput,
         FileSearchOutput,
         IngestFileInput,

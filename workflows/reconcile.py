@@ -12,7 +12,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.reconcile import ReconcileActivities
-    from assistants.io import ReconcileBatchInput, ReconcileRunsInput, ReconcileRunsOutput
+    from assistants.payloads import ReconcileBatchInput, ReconcileRunsInput, ReconcileRunsOutput
     from workflows import reconcile_options as options
 
 

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.store import StoreActivities
     from activities.tools import ToolActivities
     from assistants.ids import derived_id
-    from assistants.io import (
+    from assistants.payloads import (
         BuiltinToolsInput,
         FinishRunInput,
         GenerateInput,

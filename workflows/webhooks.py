@@ -14,7 +14,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.webhooks import WebhookActivities
-    from assistants.io import DeliverWebhookInput, DeliverWebhookOutput, WebhookDeliveryFailed
+    from assistants.payloads import DeliverWebhookInput, DeliverWebhookOutput, WebhookDeliveryFailed
     from workflows import webhook_options as options
 
 

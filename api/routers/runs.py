@@ -17,8 +17,8 @@ from api.run_settle import cancel_active_run
 from api.run_start import create_run, start_workflow
 from api.sse import Hub, last_seq, record_thread_created, reserve_seq, run_stream
 from assistants.db import objects
-from assistants.io import ToolOutputsInput
 from assistants.objects import now
+from assistants.payloads import ToolOutputsInput
 from assistants.schemas import RunCreate, RunUpdate, SubmitToolOutputs, ThreadAndRunCreate, ThreadCreate
 from workflows.run import RunWorkflow
 

@@ -24,8 +24,8 @@ from assistants.db import objects
 from assistants.db import vector_stores as vsdb
 from assistants.db.pool import Pool as DbPool
 from assistants.ids import new_id
-from assistants.io import FileSearchInput, FileSearchOutput, IngestFileInput
 from assistants.objects import now
+from assistants.payloads import FileSearchInput, FileSearchOutput, IngestFileInput
 from assistants.settings import Settings
 from workflows.ingest import IngestFileWorkflow, VectorStoreSearchWorkflow
 from workflows.ingest_options import SEARCH_WORKFLOW_TIMEOUT

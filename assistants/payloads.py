@@ -1,4 +1,4 @@
-"""Inputs and outputs of workflows and activities: single dataclasses, so they can grow.
+"""Payloads of workflows and activities (what Temporal serializes): single dataclasses, so they can grow.
 
 New fields always get defaults, so histories recorded before they existed still decode.
 """
