@@ -1,7 +1,7 @@
 # One task runner. `make up` runs the whole stack in the foreground; `make test` is what CI runs.
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := assistants api workflows activities worker
+PACKAGES := assistants api workflows activities worker cli stack
 PYTEST_ARGS ?=
 
 .PHONY: setup up test lint typecheck bench clean
@@ -18,6 +18,7 @@ test: setup
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache  # the layer contracts in pyproject.toml
 	$(BIN)/mypy $(PACKAGES)
 
 typecheck:

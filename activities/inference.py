@@ -24,10 +24,10 @@ import jsonschema
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.events import MessageStream, ToolStepStream
 from activities.llm import toolcalls
 from activities.prompt import load_turn_context
 from activities.turn_record import record_turn, recorded_turn
+from activities.turn_stream import MessageStream, ToolStepStream
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import load_run
 from assistants.ids import derived_id

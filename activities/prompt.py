@@ -12,16 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from activities.tool_call_objects import tool_call_object
 from assistants.db.pool import Pool as DbPool
-from assistants.payloads import ChatMessage
+from assistants.payloads import ChatMessage, ToolCall
 
 # Searchable files that together fit in this many characters go whole into the prompt.
 SHORT_DOCUMENTS_CHARS = 4000
 # No tokenizer packs more than this many characters into one token on real text, so messages
 # beyond `context tokens * CHARS_PER_TOKEN` characters can never fit and are not read.
 CHARS_PER_TOKEN = 16
-# A tool result the model reads is clipped to about half the context (~4 characters a token).
-TOOL_OUTPUT_CHARS_PER_TOKEN = 2
+# A tool result the model reads is clipped to half as many characters as the context has tokens,
+# so that even text taking a token per character leaves half the context for the rest.
+TOOL_OUTPUT_TOKENS_PER_CHAR = 2
 TRUNCATED_MARK = "\n[... output truncated]"
 # Rows fetched per round trip while reading the thread newest-first: a few at first (messages
 # can be 256k characters each, and usually two or three fill the context), doubling up to 64.
@@ -161,18 +163,14 @@ async def run_tool_turns(pool: DbPool, run_id: str, turn: int, output_chars: int
             ChatMessage(
                 role="assistant",
                 content="",
-                tool_calls=[
-                    {
-                        "id": c["id"],
-                        "type": "function",
-                        "function": {"name": c["name"], "arguments": c["arguments"]},
-                    }
-                    for c in calls
-                ],
+                tool_calls=[tool_call_object(ToolCall(**c), in_step=False) for c in calls],
             )
         )
         out += [
-            ChatMessage(role="tool", content=results.get(c["id"], ""), tool_call_id=c["id"]) for c in calls
+            ChatMessage(
+                role="tool", content=clip(results.get(c["id"], ""), output_chars), tool_call_id=c["id"]
+            )
+            for c in calls
         ]
     return out
 
@@ -191,7 +189,7 @@ async def load_turn_context(
     messages += await thread_history(
         pool, run["thread_id"], run["id"], context_tokens * CHARS_PER_TOKEN, last
     )
-    messages += await run_tool_turns(pool, run["id"], turn, context_tokens * TOOL_OUTPUT_CHARS_PER_TOKEN)
+    messages += await run_tool_turns(pool, run["id"], turn, context_tokens // TOOL_OUTPUT_TOKENS_PER_CHAR)
     return TurnContext(
         messages=messages,
         tools=run.get("tools") or [],

@@ -5,12 +5,11 @@ them: the API inserted the row and died before `start_workflow`, an operator ter
 workflow, or it failed outside its own error handling. Nothing would ever move such a row again,
 and the one-active-run-per-thread index would keep its thread locked. `reconcile_runs` describes
 the workflow of each active run older than the grace period and, when it is missing or closed,
-settles the row through `StoreActivities.finish_run` (which also ends the run's steps and
-messages and logs the stream events). finish_run only moves active rows, so a run that its own
-workflow finished in the meantime keeps its status.
+settles the row through `run_status.settle_gone_run` (which also ends the run's steps and
+messages, logs the stream events and announces the run to webhooks). It only moves active rows,
+so a run that its own workflow finished in the meantime keeps its status.
 
-The API settles the same way (`workflow_state`, `settle_gone_run`) when a cancel finds no
-workflow to cancel.
+The API settles the same way when a cancel finds no workflow to cancel.
 """
 
 from __future__ import annotations
@@ -20,14 +19,16 @@ import logging
 from typing import Any
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.store import StoreActivities
 from assistants.db.pool import Pool as DbPool
+from assistants.db.run_status import settle_gone_run
 from assistants.objects import now
-from assistants.payloads import FinishRunInput, ReconcileBatchInput, ReconcileBatchOutput
+from assistants.payloads import ReconcileBatchInput, ReconcileBatchOutput
+from assistants.run_workflow_state import workflow_state
 from assistants.settings import Settings
+from assistants.webhook_announcer import WebhookAnnouncer
 
 log = logging.getLogger(__name__)
 
@@ -36,51 +37,13 @@ DESCRIBE_CONCURRENCY = 16
 # The same predicate as the partial index runs_one_active_per_thread, written out so the planner
 # can use that (small) index instead of scanning the whole table.
 _ACTIVE_SQL = "status IN ('queued', 'in_progress', 'requires_action', 'cancelling')"
-_CLOSED_NAMES = {
-    WorkflowExecutionStatus.COMPLETED: "completed",
-    WorkflowExecutionStatus.FAILED: "failed",
-    WorkflowExecutionStatus.CANCELED: "cancelled",
-    WorkflowExecutionStatus.TERMINATED: "terminated",
-    WorkflowExecutionStatus.TIMED_OUT: "timed out",
-}
-
-
-async def workflow_state(client: Client, run_id: str) -> str:
-    """`running`, `missing`, or why the run's workflow closed (`terminated`, `failed`, ...).
-
-    Any error but not-found propagates: a Temporal that cannot answer says nothing about the run."""
-    try:
-        description = await client.get_workflow_handle(run_id).describe()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return "missing"
-        raise
-    # Continued-as-new: describe follows the chain, so this only shows mid-hand-over.
-    return _CLOSED_NAMES.get(description.status, "running") if description.status else "running"
-
-
-async def settle_gone_run(
-    store: StoreActivities, run_id: str, project_id: str, row_status: str, state: str
-) -> None:
-    """End an active run whose workflow is `state` (missing or closed): a run being cancelled
-    becomes cancelled, any other fails with a `server_error` naming what happened."""
-    if row_status == "cancelling":
-        await store.finish_run(FinishRunInput(run_id=run_id, project_id=project_id, status="cancelled"))
-        return
-    await store.finish_run(
-        FinishRunInput(
-            run_id=run_id,
-            project_id=project_id,
-            status="failed",
-            error_code="server_error",
-            error_message=f"the run's workflow is gone ({state})",
-        )
-    )
 
 
 class ReconcileActivities:
-    def __init__(self, pool: DbPool, client: Client, store: StoreActivities, settings: Settings) -> None:
-        self.pool, self.client, self.store, self.settings = pool, client, store, settings
+    def __init__(
+        self, pool: DbPool, client: Client, announcer: WebhookAnnouncer | None, settings: Settings
+    ) -> None:
+        self.pool, self.client, self.announcer, self.settings = pool, client, announcer, settings
 
     @activity.defn(name="reconcile_runs")
     async def reconcile_runs(self, inp: ReconcileBatchInput) -> ReconcileBatchOutput:
@@ -118,5 +81,5 @@ class ReconcileActivities:
                         raise
             return False
         log.warning("run %s is %s but its workflow is %s: settling it", row["id"], row["status"], state)
-        await settle_gone_run(self.store, row["id"], row["project_id"], row["status"], state)
+        await settle_gone_run(self.pool, self.announcer, row["id"], row["project_id"], row["status"], state)
         return True

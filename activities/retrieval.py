@@ -16,8 +16,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.embeddings import Chunk, Embedder
 from activities.parsing import InvalidFile, UnsupportedFile, parse
-from activities.search_sql import BadFilter, search_query
 from assistants.db.pool import Pool as DbPool
+from assistants.db.search_sql import BadFilter, search_query
 from assistants.db.vector_stores import chunk_id, set_file_status, touch_store
 from assistants.payloads import (
     EmbedFileOutput,

@@ -1,8 +1,8 @@
-"""Store activities: the run's status, read and written in Postgres, each idempotent.
+"""Store activities: the workflow's reads and writes of the run in Postgres, each idempotent.
 
 Who writes what (one owner per row):
-- `runs` (status, required_action, usage, last_error): these store activities, and the API for
-  create/cancel (and the reconciler, through `finish_run`, for runs whose workflow is gone).
+- `runs` (status, required_action, usage, last_error): assistants/db/run_status.py, called by these
+  store activities, the API (cancel, a workflow that never started) and the reconciler.
 - the turn's assistant `messages` and `run_steps`: the `generate` activity creates and finishes
   them, and records the turn in `run_turns` (activities/turn_record.py); `complete_step` here
   finishes them only for runs started before history-by-reference. `finish_run` ends whatever a
@@ -10,20 +10,20 @@ Who writes what (one owner per row):
 - `run_tool_results`: `run_builtin_tools` for built-in calls, the API for function outputs;
   `record_tool_outputs` copies function outputs onto their step and completes it.
 
-Status transitions are conditional updates, so a retried activity or a late duplicate never moves
-a run backwards (a cancelled run stays cancelled).
+Status transitions are conditional updates (see run_status), so a retried activity or a late
+duplicate never moves a run backwards (a cancelled run stays cancelled).
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
 
 from psycopg.types.json import Jsonb
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.prompt import system_prompt, text_of
+from activities.tool_call_objects import tool_call_object
 from activities.turn_record import finish_turn_rows
+from assistants.db import run_status
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_event, append_events, load_run
 from assistants.objects import TERMINAL_RUN_STATUSES, now
@@ -39,40 +39,22 @@ from assistants.payloads import (
     ToolOutputsInput,
 )
 from assistants.settings import Settings
-
-if TYPE_CHECKING:
-    from activities.webhooks import RunEvents
-
-_TIMESTAMP_OF = {
-    "completed": "completed_at",
-    "failed": "failed_at",
-    "cancelled": "cancelled_at",
-    "incomplete": "completed_at",
-}
+from assistants.webhook_announcer import WebhookAnnouncer
 
 
 class StoreActivities:
-    def __init__(self, pool: DbPool, settings: Settings, events: RunEvents | None = None) -> None:
+    def __init__(self, pool: DbPool, settings: Settings, announcer: WebhookAnnouncer | None = None) -> None:
         self.pool = pool
         self.settings = settings
-        self.events = events  # webhooks: announces status changes; None = no announcements
+        self.announcer = announcer  # webhooks: announces status changes; None = no announcements
 
     @activity.defn(name="start_run")
     async def start_run(self, ref: RunRef) -> RunPlan | None:
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    "UPDATE runs SET status = 'in_progress', data = data || jsonb_build_object('status', 'in_progress',"
-                    " 'started_at', %s::bigint, '_by_reference', %s::boolean)"
-                    " WHERE id = %s AND project_id = %s AND status = 'queued' RETURNING data",
-                    (now(), ref.by_reference, ref.run_id, ref.project_id),
-                )
-            ).fetchone()
-            run = row["data"] if row else await load_run(conn, ref.run_id, ref.project_id)
-            if run is None:
-                raise ApplicationError(f"run {ref.run_id} not found", non_retryable=True)
-            if row:
-                await append_event(conn, ref.run_id, "thread.run.in_progress", run)
+        async with self.pool.connection() as conn, conn.transaction():
+            run = await run_status.start(conn, ref.run_id, ref.project_id, ref.by_reference)
+            run = run or await load_run(conn, ref.run_id, ref.project_id)
+        if run is None:
+            raise ApplicationError(f"run {ref.run_id} not found", non_retryable=True)
         if run["status"] in TERMINAL_RUN_STATUSES:
             return None
         limits = run.get("_limits", {})
@@ -129,27 +111,16 @@ class StoreActivities:
         required = {
             "type": "submit_tool_outputs",
             "submit_tool_outputs": {
-                "tool_calls": [
-                    {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                    for c in inp.tool_calls
-                ]
+                "tool_calls": [tool_call_object(c, in_step=False) for c in inp.tool_calls]
             },
         }
         async with self.pool.connection() as conn, conn.transaction():
-            row = await (
-                await conn.execute(
-                    "UPDATE runs SET status = 'requires_action', data = data || jsonb_build_object('status', 'requires_action',"
-                    " 'required_action', %s::jsonb, 'expires_at', %s::bigint) WHERE id = %s AND project_id = %s"
-                    " AND status = 'in_progress' RETURNING data",
-                    (Jsonb(required), now() + inp.expires_seconds, inp.run_id, inp.project_id),
-                )
-            ).fetchone()
-            if row:
-                await append_event(conn, inp.run_id, "thread.run.requires_action", row["data"])
+            expires_at = now() + inp.expires_seconds
+            await run_status.require_action(conn, inp.run_id, inp.project_id, required, expires_at)
         # After the commit, and on every attempt: emit is idempotent, and a crash between the commit
         # and here must not lose the announcement.
-        if self.events:
-            await self.events.emit(inp.run_id, inp.project_id, "requires_action")
+        if self.announcer:
+            await self.announcer.emit(inp.run_id, inp.project_id, "requires_action")
 
     @activity.defn(name="record_tool_outputs")
     async def record_tool_outputs(self, inp: ToolOutputsInput) -> None:
@@ -182,84 +153,8 @@ class StoreActivities:
                 await append_event(
                     conn, inp.run_id, "thread.run.step.completed", row["data"] if row else fields
                 )
-            row = await (
-                await conn.execute(
-                    "UPDATE runs SET status = 'in_progress', data = data || jsonb_build_object('status', 'in_progress',"
-                    " 'required_action', null) WHERE id = %s AND project_id = %s AND status = 'requires_action' RETURNING data",
-                    (inp.run_id, inp.project_id),
-                )
-            ).fetchone()
-            if row:
-                await append_event(conn, inp.run_id, "thread.run.queued", row["data"])
-                await append_event(conn, inp.run_id, "thread.run.in_progress", row["data"])
+            await run_status.resume(conn, inp.run_id, inp.project_id)
 
     @activity.defn(name="finish_run")
     async def finish_run(self, inp: FinishRunInput) -> None:
-        ts = now()
-        fields: dict[str, Any] = {"status": inp.status, "required_action": None}
-        if inp.status in _TIMESTAMP_OF:
-            fields[_TIMESTAMP_OF[inp.status]] = ts
-        if inp.incomplete_reason:
-            fields["incomplete_details"] = {"reason": inp.incomplete_reason}
-        if inp.error_code or inp.error_message:
-            fields["last_error"] = {
-                "code": inp.error_code or "server_error",
-                "message": inp.error_message or "",
-            }
-        step_status = {"cancelled": "cancelled", "failed": "failed", "expired": "expired"}.get(
-            inp.status, "cancelled"
-        )
-        step_ts = {"cancelled": "cancelled_at", "failed": "failed_at", "expired": "expired_at"}.get(
-            inp.status, "cancelled_at"
-        )
-        events: list[tuple[str, dict[str, Any]]] = []
-        async with self.pool.connection() as conn, conn.transaction():
-            # Whatever a run left unfinished ends with it.
-            for row in await (
-                await conn.execute(
-                    "UPDATE run_steps SET data = data || jsonb_build_object('status', %s::text, %s::text, %s::bigint)"
-                    " WHERE run_id = %s AND data->>'status' = 'in_progress' RETURNING data",
-                    (step_status, step_ts, ts, inp.run_id),
-                )
-            ).fetchall():
-                events.append((f"thread.run.step.{step_status}", row["data"]))
-            for row in await (
-                await conn.execute(
-                    "UPDATE messages SET data = data || jsonb_build_object('status', 'incomplete', 'incomplete_at', %s::bigint,"
-                    " 'incomplete_details', jsonb_build_object('reason', %s::text)) WHERE run_id = %s AND data->>'status' = 'in_progress'"
-                    " RETURNING data",
-                    (
-                        ts,
-                        "run_" + inp.status
-                        if inp.status in ("cancelled", "expired", "failed")
-                        else "max_tokens",
-                        inp.run_id,
-                    ),
-                )
-            ).fetchall():
-                events.append(("thread.message.incomplete", row["data"]))
-            usage = await (
-                await conn.execute(
-                    "SELECT coalesce(sum((data->'usage'->>'prompt_tokens')::bigint), 0)::bigint AS p,"
-                    " coalesce(sum((data->'usage'->>'completion_tokens')::bigint), 0)::bigint AS c FROM run_steps WHERE run_id = %s",
-                    (inp.run_id,),
-                )
-            ).fetchone()
-            assert usage is not None
-            fields["usage"] = {
-                "prompt_tokens": usage["p"],
-                "completion_tokens": usage["c"],
-                "total_tokens": usage["p"] + usage["c"],
-            }
-            run_row = await (
-                await conn.execute(
-                    "UPDATE runs SET status = %s, data = data || %s WHERE id = %s AND project_id = %s"
-                    " AND status NOT IN ('completed', 'incomplete', 'failed', 'cancelled', 'expired') RETURNING data",
-                    (inp.status, Jsonb(fields), inp.run_id, inp.project_id),
-                )
-            ).fetchone()
-            if run_row:
-                events.append((f"thread.run.{inp.status}", run_row["data"]))
-            await append_events(conn, inp.run_id, events)
-        if self.events:  # see require_action
-            await self.events.emit(inp.run_id, inp.project_id, inp.status)
+        await run_status.finish_run(self.pool, inp, self.announcer)

@@ -1,9 +1,6 @@
-"""Webhook activities: announce run status changes, and POST each event to each endpoint.
+"""Webhook activities: POST each event to each endpoint, and record how that went.
 
-`RunEvents.emit` is the one place events are created. It reads the run's *current* status (not
-the caller's idea of it), writes the event once (id derived from the transition) and starts one
-delivery workflow per endpoint under a fixed id, so calling it again - a retried store activity,
-a crash between commit and start - never makes a second event or a second delivery.
+Events are created, and their delivery workflows started, by assistants/webhook_announcer.py.
 """
 
 from __future__ import annotations
@@ -12,25 +9,15 @@ import json
 import logging
 
 import httpx
-from psycopg.types.json import Jsonb
 from temporalio import activity
-from temporalio.client import Client
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError
 
 from assistants.db.pool import Pool as DbPool
-from assistants.db.runlog import load_run
 from assistants.netguard import non_public_address
 from assistants.objects import now
-from assistants.payloads import (
-    DeliverWebhookInput,
-    DeliverWebhookOutput,
-    EmitRunEventInput,
-    EmitRunEventOutput,
-    WebhookDeliveryFailed,
-)
+from assistants.payloads import DeliverWebhookInput, DeliverWebhookOutput, WebhookDeliveryFailed
 from assistants.settings import Settings
-from assistants.webhooks import NOTIFY_STATUSES, run_event, signed_headers
+from assistants.webhooks import signed_headers
 
 log = logging.getLogger(__name__)
 _ERROR_CHARS = 500
@@ -41,88 +28,10 @@ def event_body(event: dict) -> bytes:  # type: ignore[type-arg]
     return json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
 
 
-class RunEvents:
-    """Starts webhook deliveries for a run's status change. Store activities call `emit` after
-    each transition they commit; it is idempotent, so call it on every attempt."""
-
-    def __init__(self, client: Client, pool: DbPool, settings: Settings) -> None:
-        self.client, self.pool, self.settings = client, pool, settings
-
-    async def emit(self, run_id: str, project_id: str, status: str | None = None) -> EmitRunEventOutput:
-        async with self.pool.connection() as conn, conn.transaction():
-            run = await load_run(conn, run_id, project_id)
-            if (
-                run is None
-                or run["status"] not in NOTIFY_STATUSES
-                or (status is not None and run["status"] != status)
-            ):
-                return EmitRunEventOutput()
-            event_type = f"thread.run.{run['status']}"
-            hooks = [
-                r["id"]
-                for r in await (
-                    await conn.execute(
-                        "SELECT id FROM webhooks WHERE project_id = %s AND %s = ANY(event_types) ORDER BY seq",
-                        (project_id, event_type),
-                    )
-                ).fetchall()
-            ]
-            if not hooks:
-                return EmitRunEventOutput()
-            event = run_event(run, now())
-            await conn.execute(
-                "INSERT INTO webhook_events (id, project_id, run_id, type, created_at, data) VALUES (%s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (id) DO NOTHING",
-                (event["id"], project_id, run_id, event_type, event["created_at"], Jsonb(event)),
-            )
-            async with conn.cursor() as cur:
-                await cur.executemany(
-                    "INSERT INTO webhook_deliveries (event_id, webhook_id, created_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                    [(event["id"], h, event["created_at"]) for h in hooks],
-                )
-            pending = [
-                r["webhook_id"]
-                for r in await (
-                    await conn.execute(
-                        "SELECT webhook_id FROM webhook_deliveries WHERE event_id = %s AND status = 'pending'",
-                        (event["id"],),
-                    )
-                ).fetchall()
-            ]
-        for webhook_id in pending:
-            await self._start_delivery(event["id"], webhook_id)
-        return EmitRunEventOutput(event_id=event["id"], webhook_ids=pending)
-
-    async def _start_delivery(self, event_id: str, webhook_id: str) -> None:
-        from workflows.webhooks import WebhookDeliveryWorkflow, delivery_workflow_id
-
-        try:
-            await self.client.start_workflow(
-                WebhookDeliveryWorkflow.run,
-                DeliverWebhookInput(
-                    event_id=event_id,
-                    webhook_id=webhook_id,
-                    delivery_window_seconds=self.settings.webhook_delivery_window_seconds,
-                ),
-                id=delivery_workflow_id(event_id, webhook_id),
-                task_queue=self.settings.runs_task_queue,
-                # A delivery that succeeded is never repeated; one an operator terminated may be re-driven.
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            )
-        except WorkflowAlreadyStartedError:
-            pass
-
-
 class WebhookActivities:
-    def __init__(
-        self, pool: DbPool, http: httpx.AsyncClient, events: RunEvents, allow_private: bool = False
-    ) -> None:
-        self.pool, self.http, self.events = pool, http, events
+    def __init__(self, pool: DbPool, http: httpx.AsyncClient, allow_private: bool = False) -> None:
+        self.pool, self.http = pool, http
         self.allow_private = allow_private  # see assistants.netguard
-
-    @activity.defn(name="emit_run_event")
-    async def emit_run_event(self, inp: EmitRunEventInput) -> EmitRunEventOutput:
-        return await self.events.emit(inp.run_id, inp.project_id, inp.status)
 
     @activity.defn(name="deliver_webhook")
     async def deliver_webhook(self, inp: DeliverWebhookInput) -> DeliverWebhookOutput:

@@ -13,14 +13,15 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.reconcile import settle_gone_run, workflow_state
-from activities.store import StoreActivities
-from activities.webhooks import RunEvents
 from api.errors import APIError
+from assistants.db import run_status
 from assistants.db.pool import Pool as DbPool
-from assistants.db.runlog import append_event, load_run
+from assistants.db.runlog import load_run
 from assistants.payloads import FinishRunInput
+from assistants.run_workflow_state import workflow_state
 from assistants.settings import Settings
+from assistants.webhook_announcer import WebhookAnnouncer
+from workflows.webhooks import WebhookDeliveryWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,9 @@ def orchestration_error(what: str, exc: RPCError) -> APIError:
     return APIError(500, f"{what}: {exc.message}", type="server_error")
 
 
-def run_store(pool: DbPool, temporal: Client, settings: Settings) -> StoreActivities:
-    """The store's run transitions, announcing them to webhooks as the workers do."""
-    return StoreActivities(pool, settings, RunEvents(temporal, pool, settings))
+def announcer(pool: DbPool, temporal: Client, settings: Settings) -> WebhookAnnouncer:
+    """Announces the runs the API settles to webhooks, as the workers do theirs."""
+    return WebhookAnnouncer(temporal, pool, settings, WebhookDeliveryWorkflow.run)
 
 
 async def fail_unstarted_run(
@@ -44,14 +45,16 @@ async def fail_unstarted_run(
 ) -> None:
     """The run's workflow could not be started, so nothing will ever run it: fail it now."""
     try:
-        await run_store(pool, temporal, settings).finish_run(
+        await run_status.finish_run(
+            pool,
             FinishRunInput(
                 run_id=run_id,
                 project_id=project,
                 status="failed",
                 error_code="server_error",
                 error_message=f"could not start the run: {reason}",
-            )
+            ),
+            announcer(pool, temporal, settings),
         )
     except Exception:
         # The client still gets its error; the reconciler settles the run after its grace period.
@@ -66,17 +69,7 @@ async def cancel_active_run(
 
     Returns the run as it now is, or None when it was not active (terminal, or gone)."""
     async with pool.connection() as conn, conn.transaction():
-        row = await (
-            await conn.execute(
-                "UPDATE runs SET status = 'cancelling', data = data || '{\"status\": \"cancelling\"}'::jsonb"
-                " WHERE id = %s AND project_id = %s AND status IN ('queued', 'in_progress', 'requires_action')"
-                " RETURNING data",
-                (run_id, project),
-            )
-        ).fetchone()
-        if row is not None:
-            await append_event(conn, run_id, "thread.run.cancelling", row["data"])
-        run = row["data"] if row is not None else await load_run(conn, run_id, project)
+        run = await run_status.mark_cancelling(conn, run_id, project) or await load_run(conn, run_id, project)
     if run is None or run["status"] != "cancelling":
         return None
     try:
@@ -88,6 +81,8 @@ async def cancel_active_run(
     except RPCError as exc:
         # The row stays `cancelling`: a retried cancel, or the reconciler, delivers the request.
         raise orchestration_error("The run could not be cancelled", exc) from exc
-    await settle_gone_run(run_store(pool, temporal, settings), run_id, project, "cancelling", state)
+    await run_status.settle_gone_run(
+        pool, announcer(pool, temporal, settings), run_id, project, "cancelling", state
+    )
     async with pool.connection() as conn:
         return await load_run(conn, run_id, project)

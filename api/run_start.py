@@ -18,7 +18,7 @@ from api.run_settle import fail_unstarted_run, orchestration_error
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_events
 from assistants.ids import new_id
-from assistants.objects import dump, message_object, now, response_format_value
+from assistants.objects import dump, message_object, now, public, response_format_value
 from assistants.payloads import RunInput
 from assistants.schemas import MessageCreate, RunOptions
 from assistants.settings import Settings
@@ -136,13 +136,10 @@ async def create_run(
                 " VALUES (%s, %s, %s, %s, 'queued', %s, %s)",
                 (run["id"], project, thread["id"], assistant_id, created, Jsonb(run)),
             )
-            public = {k: v for k, v in run.items() if not k.startswith("_")}
-            await append_events(
-                conn, run["id"], [("thread.run.created", public), ("thread.run.queued", public)]
-            )
+            await append_events(conn, run["id"], [("thread.run.created", run), ("thread.run.queued", run)])
     except psycopg.errors.UniqueViolation:
         raise bad_request(f"Thread {thread['id']} already has an active run.") from None
-    return public
+    return public(run)
 
 
 async def start_workflow(

@@ -1,8 +1,14 @@
-"""Builders of API objects in their official shapes (what the SDK parses)."""
+"""Builders of API objects in their official shapes (what the SDK parses).
+
+Rows keep internal bookkeeping next to the object under keys starting with `_` (`_limits`,
+`_by_reference`, `_files`, ...); `public` is the one place they are taken off before a client,
+a stream or a webhook receiver sees the object.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from assistants.schemas import MessageCreate
@@ -13,6 +19,11 @@ TERMINAL_RUN_STATUSES = ("completed", "incomplete", "failed", "cancelled", "expi
 
 def now() -> int:
     return int(time.time())
+
+
+def public(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The object as clients see it: without the internal keys (those starting with `_`)."""
+    return {k: v for k, v in obj.items() if not k.startswith("_")}
 
 
 def dump(model: Any) -> Any:

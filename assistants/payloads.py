@@ -241,19 +241,6 @@ class FileSearchOutput:
 
 
 @dataclass
-class EmitRunEventInput:
-    """Announce the run's current status to its project's webhooks (if it is a notified one).
-
-    `status` set: only if the run is still in that status (a transition that did not happen, such
-    as finishing an already cancelled run, announces nothing).
-    """
-
-    run_id: str
-    project_id: str
-    status: str | None = None
-
-
-@dataclass
 class EmitRunEventOutput:
     event_id: str | None = None
     webhook_ids: list[str] = field(default_factory=list)

@@ -340,3 +340,64 @@ class ToolOutput(Strict):
 class SubmitToolOutputs(Strict):
     tool_outputs: list[ToolOutput] = Field(min_length=1, max_length=128)
     stream: bool | None = None
+
+
+# --- vector stores ------------------------------------------------------------------------------
+
+Attributes = dict[str, str | float | bool]
+
+
+class ExpiresAfter(Strict):
+    anchor: Literal["last_active_at"]
+    days: int = Field(ge=1, le=365)
+
+
+class VectorStoreCreate(Strict):
+    name: str | None = None
+    description: str | None = None
+    file_ids: list[str] = Field(default_factory=list, max_length=500)
+    chunking_strategy: dict[str, Any] | None = None
+    expires_after: ExpiresAfter | None = None
+    metadata: dict[str, str] | None = None
+
+
+class VectorStoreUpdate(Strict):
+    name: str | None = None
+    expires_after: ExpiresAfter | None = None
+    metadata: dict[str, str] | None = None
+
+
+class VectorStoreFileCreate(Strict):
+    file_id: str
+    chunking_strategy: dict[str, Any] | None = None
+    attributes: Attributes | None = None
+
+
+class VectorStoreFileUpdate(Strict):
+    attributes: Attributes | None
+
+
+class BatchFile(Strict):
+    file_id: str
+    chunking_strategy: dict[str, Any] | None = None
+    attributes: Attributes | None = None
+
+
+class VectorStoreFileBatchCreate(Strict):
+    file_ids: list[str] | None = Field(None, max_length=2000)
+    files: list[BatchFile] | None = Field(None, max_length=2000)
+    chunking_strategy: dict[str, Any] | None = None
+    attributes: Attributes | None = None
+
+
+class SearchRanking(Strict):
+    ranker: str | None = None
+    score_threshold: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class VectorStoreSearch(Strict):
+    query: str | list[str]
+    max_num_results: int = Field(10, ge=1, le=50)
+    ranking_options: SearchRanking | None = None
+    filters: dict[str, Any] | None = None
+    rewrite_query: bool = False

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from assistants.ids import derived_id
+from assistants.objects import public
 
 # Run statuses that are announced, and the event type each becomes.
 NOTIFY_STATUSES = ("requires_action", "completed", "failed", "cancelled", "expired", "incomplete")
@@ -135,6 +136,11 @@ def endpoint_object(
     }
 
 
+def delivery_workflow_id(event_id: str, webhook_id: str) -> str:
+    """WebhookDeliveryWorkflow's id: announcing an event twice finds its delivery under way."""
+    return f"webhook-{event_id}-{webhook_id}"
+
+
 def event_id_for(run: Mapping[str, Any]) -> str:
     """Derived from the run and its transition, so emitting twice yields one event.
 
@@ -150,11 +156,10 @@ def event_id_for(run: Mapping[str, Any]) -> str:
 
 def run_event(run: Mapping[str, Any], created_at: int) -> dict[str, Any]:
     """The event POSTed for a run that reached `run["status"]`; `data` is the run as the API shows it."""
-    public = {k: v for k, v in run.items() if not k.startswith("_")}
     return {
         "id": event_id_for(run),
         "object": "event",
         "type": f"thread.run.{run['status']}",
         "created_at": created_at,
-        "data": public,
+        "data": public(run),
     }

@@ -19,7 +19,7 @@ import psycopg
 
 from activities.embeddings import Embedder
 from activities.retrieval import vector_literal
-from activities.search_sql import search_query
+from assistants.db.search_sql import search_query
 
 SCHEMA = "bench_retrieval"
 # A 5000-word synthetic vocabulary: each query word matches a few chunks, as in real text.

@@ -65,7 +65,7 @@ def database() -> Iterator[str]:
         yield os.environ["DATABASE_URL"]
         return
     from assistants.settings import Settings
-    from assistants.stack.connect import ensure_database
+    from stack.connect import ensure_database
 
     data_dir = Path(tempfile.mkdtemp(prefix="assistants-bench-db-"))
     data_dir.chmod(0o755)  # Postgres runs as an unprivileged user that must reach it

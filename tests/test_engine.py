@@ -18,10 +18,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from activities.inference import _text_constraint
 from activities.llm.detok import IncrementalDetokenizer
 from activities.llm.engine import GenerationRequest, GenerationResult
 from activities.llm.prepare import default_model_dir, is_prepared, prepare_default_model
 from activities.llm.registry import LoadedModel, ModelRegistry
+from activities.llm.toolcalls import OPEN_TAG
 from assistants.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -186,13 +188,22 @@ async def test_json_schema_constraint(llm: LoadedModel) -> None:
     assert not free.text.lstrip().startswith("{")
 
 
-async def test_json_object_constraint(llm: LoadedModel) -> None:
-    ids = chat(llm, "Give me a JSON object describing a cat.")
-    result = await llm.engine.generate(greedy(ids, 60, constraint=llm.json_object_constraint()))
-    if result.finish_reason == "stop":
-        assert isinstance(json.loads(result.text), dict | list | str | int | float | bool | None)
-    else:  # ran out of tokens mid-object: still a valid JSON prefix, never free text
-        assert result.text.lstrip()[:1] in '{["-0123456789tfn'
+async def test_json_object_response_format_gives_an_object(llm: LoadedModel) -> None:
+    # The constraint inference builds for response_format={"type": "json_object"}.
+    constraint = _text_constraint(llm, {"type": "json_object"})
+    ids = chat(llm, "Give me a JSON object with a cat's name and age.")
+    result = await llm.engine.generate(greedy(ids, 60, constraint=constraint))
+    assert result.finish_reason == "stop", result.text
+    assert set(json.loads(result.text)) == {"name", "age"}, result.text
+
+
+async def test_forced_call_name_is_one_of_the_tools(llm: LoadedModel) -> None:
+    # How inference picks the name of a forced call among several tools: an enum after the open tag.
+    names = ["get_time", "get_weather"]
+    ids = chat(llm, "What's the weather in Paris?") + llm.encode(OPEN_TAG + '{"name": ')
+    constraint = llm.json_schema_constraint({"type": "string", "enum": names})
+    result = await llm.engine.generate(greedy(ids, 32, constraint=constraint))
+    assert result.finish_reason == "stop" and json.loads(result.text) in names, result.text
 
 
 async def test_seeded_sampling_is_per_request(llm: LoadedModel) -> None:

@@ -43,11 +43,10 @@ def test_thread_of_tens_of_mb_completes_with_a_small_history(
     for _ in range(2):  # the conversation stays alive: a second run on the same thread works too
         started = time.monotonic()
         run = client.beta.threads.runs.create_and_poll(
-            thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=16, poll_interval_ms=300
+            thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=300
         )
         elapsed = time.monotonic() - started
-        assert run.status in ("completed", "incomplete"), (run.status, run.last_error)
-        assert run.last_error is None
+        assert run.status == "completed", (run.status, run.last_error, run.incomplete_details)
         assert elapsed < 120, f"a run on a 20 MB thread took {elapsed:.0f}s"
         answers = client.beta.threads.messages.list(thread.id, run_id=run.id).data
         assert len(answers) == 1 and answers[0].content[0].text.value.strip()
@@ -76,7 +75,6 @@ def test_tool_output_of_512_kb_stays_out_of_history(
         thread_id=thread.id,
         assistant_id=asst.id,
         tool_choice={"type": "function", "function": {"name": "fetch_report"}},
-        max_completion_tokens=64,
         poll_interval_ms=300,
     )
     assert run.status == "requires_action", (run.status, run.last_error)
@@ -85,8 +83,7 @@ def test_tool_output_of_512_kb_stays_out_of_history(
     run = client.beta.threads.runs.submit_tool_outputs_and_poll(
         run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": output}]
     )
-    assert run.status in ("completed", "incomplete"), (run.status, run.last_error)
-    assert run.last_error is None
+    assert run.status == "completed", (run.status, run.last_error, run.incomplete_details)
     # The output is recorded on the step whole, as the client sent it.
     steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data
     recorded = [

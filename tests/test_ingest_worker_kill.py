@@ -32,7 +32,7 @@ def test_ingestion_retried_after_worker_kill_writes_each_chunk_once(
     while time.monotonic() < deadline and status == "in_progress":
         time.sleep(1)
         status = client.vector_stores.files.retrieve(file_id=f.id, vector_store_id=store.id).status
-    assert status == "completed"
+    assert status == "completed", f"ingestion still {status} 240 s after the worker was killed"
     assert stack.pids()["worker-runs"] != old
     with psycopg.connect(stack.database_url) as conn:
         n, distinct, top = conn.execute(

@@ -18,6 +18,7 @@ from typing import Any
 import openai
 import pytest
 
+from tests.requires import missing
 from tests.stackutil import StackHandle, http_status
 
 pytestmark = pytest.mark.timeout(600)
@@ -43,13 +44,12 @@ WEATHER_FN: dict[str, Any] = {
 }
 RUN_ENDED = ".run-status.completed, .run-status.incomplete, .run-status.failed, .run-status.cancelled, .run-status.expired"
 
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="the playwright package is not installed (dev extras)"
-)
+try:
+    from playwright import sync_api
+except ImportError:
+    missing("the playwright package is not installed (dev extras)")
 if not Path(CHROMIUM).exists():
-    pytest.skip(
-        f"{CHROMIUM} is missing: `make setup` installs it (scripts/setup_browser.sh)", allow_module_level=True
-    )
+    missing(f"{CHROMIUM} is missing: `make setup` installs it (scripts/setup_browser.sh)")
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +218,7 @@ def test_chat_streams_text_in_several_paints(
     lengths: list[int] = page.evaluate("window.__lengths")
     assert len(lengths) >= 3 and lengths == sorted(lengths), lengths
     status = page.inner_text(".run-status")
-    assert status in ("completed", "incomplete"), page.inner_text(".run")
+    assert status == "incomplete", page.inner_text(".run")  # a story is longer than 32 tokens
     desktop.shot("chat")
 
     shown = page.inner_text("#transcript .msg.assistant .content").strip()
@@ -290,7 +290,7 @@ def test_run_links_to_its_workflow_in_the_temporal_ui(
     desktop: Playground, stack: StackHandle, api_key: str, client: openai.OpenAI, assistant: Any
 ) -> None:
     if not stack.temporal_ui:
-        pytest.skip("this stack runs without the Temporal UI")
+        missing("this stack runs without the Temporal UI")
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Hi"}])
     run = client.beta.threads.runs.create_and_poll(
         thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=4, poll_interval_ms=200

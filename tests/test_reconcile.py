@@ -148,10 +148,7 @@ def test_terminated_workflow_is_failed_and_unlocks_its_thread(
     # The thread is no longer locked: a new run is accepted (and cancelled at once).
     again = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, tool_choice=FORCE)
     assert again.status == "queued"
-    assert client.beta.threads.runs.cancel(again.id, thread_id=thread.id).status in (
-        "cancelling",
-        "cancelled",
-    )
+    assert client.beta.threads.runs.cancel(again.id, thread_id=thread.id).status == "cancelling"
 
 
 def _insert_orphan(stack: StackHandle, template_run_id: str, thread_id: str, status: str) -> str:

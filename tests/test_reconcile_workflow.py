@@ -39,10 +39,25 @@ class FakeRows:
     def __init__(self, total: int) -> None:
         self.total = total
         self.calls: list[int] = []
+        self._waiters: list[tuple[int, asyncio.Event]] = []
+
+    async def wait_calls(self, n: int, within: float) -> None:
+        """Until `n` batches were read; fails after `within` seconds."""
+        reached = asyncio.Event()
+        self._waiters.append((n, reached))
+        if len(self.calls) >= n:
+            reached.set()
+        try:
+            await asyncio.wait_for(reached.wait(), within)
+        except TimeoutError:
+            raise AssertionError(f"{n} batches not read within {within:.0f}s: {self.calls}") from None
 
     @activity.defn(name="reconcile_runs")
     async def reconcile_runs(self, inp: ReconcileBatchInput) -> ReconcileBatchOutput:
         self.calls.append(inp.after_seq)
+        for n, reached in self._waiters:
+            if len(self.calls) >= n:
+                reached.set()
         seqs = list(range(inp.after_seq + 1, min(inp.after_seq + PAGE, self.total) + 1))
         full = len(seqs) == PAGE
         return ReconcileBatchOutput(checked=len(seqs), settled=1, last_seq=seqs[-1] if full else None)
@@ -95,10 +110,7 @@ async def test_schedule_ticks_resume_and_ensure_is_idempotent(env: WorkflowEnvir
         await ensure_reconcile_schedule(env.client, settings)
         await handle.unpause()
         async with _worker(env.client, queue, rows):
-            for _ in range(200):
-                if len(rows.calls) >= options.MAX_BATCHES_PER_TICK + 6:
-                    break
-                await asyncio.sleep(0.1)
+            await rows.wait_calls(options.MAX_BATCHES_PER_TICK + 6, within=20)
         first_tick = [PAGE * i for i in range(options.MAX_BATCHES_PER_TICK)]
         # The second tick starts where the first stopped, reaches the end, the third starts over.
         second_tick = [

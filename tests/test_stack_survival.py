@@ -24,8 +24,8 @@ from typing import Any
 import openai
 import pytest
 
-from assistants.stack.postgres import clear_stale_pid_file, running_postmaster
-from assistants.stack.processes import pid_alive
+from stack.postgres import clear_stale_pid_file, running_postmaster
+from stack.processes import pid_alive
 from tests.stackutil import StackHandle, start_stack
 
 pytestmark = pytest.mark.timeout(900)

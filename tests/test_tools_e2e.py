@@ -30,8 +30,9 @@ def test_forced_code_interpreter_records_input_and_outputs(client: openai.OpenAI
         tool_choice={"type": "code_interpreter"},
         max_completion_tokens=120,
     )
-    # The bundled 135M model writes poor code; what is checked is that it ran and was recorded.
-    assert run.status in ("completed", "incomplete"), run.last_error
+    # The bundled 135M model writes poor code; what is checked is that it ran and was recorded,
+    # and that the short greedy answer after it fits the budget.
+    assert run.status == "completed", run.last_error or run.incomplete_details
     steps = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id, order="asc").data
     assert steps[0].type == "tool_calls" and steps[0].status == "completed"
     call = steps[0].step_details.tool_calls[0]
@@ -90,7 +91,7 @@ def test_file_search_run_cites_the_file(client: openai.OpenAI, model_name: str) 
         tool_choice={"type": "file_search"},
         max_completion_tokens=80,
     )
-    assert run.status in ("completed", "incomplete"), run.last_error
+    assert run.status == "completed", run.last_error or run.incomplete_details
     steps = client.beta.threads.runs.steps.list(
         run_id=run.id, thread_id=thread.id, order="asc", include=[RESULT_CONTENT]
     ).data

@@ -50,21 +50,21 @@ def _tool_activities(pool, settings: Settings, retrieval):  # type: ignore[no-un
 def _runs_worker(client: Client, pool, settings: Settings) -> Worker:  # type: ignore[no-untyped-def]
     from activities.reconcile import ReconcileActivities
     from activities.store import StoreActivities
-    from activities.webhooks import RunEvents, WebhookActivities, make_http_client
-    from workflows.ingest import IngestFileWorkflow, VectorStoreSearchWorkflow
+    from activities.webhooks import WebhookActivities, make_http_client
+    from assistants.webhook_announcer import WebhookAnnouncer
+    from workflows.ingest import IngestFileWorkflow
     from workflows.reconcile import ReconcileRunsWorkflow
     from workflows.run import RunWorkflow
+    from workflows.vector_store_search import VectorStoreSearchWorkflow
     from workflows.webhooks import WebhookDeliveryWorkflow
 
-    run_events = RunEvents(client, pool, settings)
-    store = StoreActivities(pool, settings, run_events)
-    reconcile = ReconcileActivities(pool, client, store, settings)
+    announcer = WebhookAnnouncer(client, pool, settings, WebhookDeliveryWorkflow.run)
+    store = StoreActivities(pool, settings, announcer)
+    reconcile = ReconcileActivities(pool, client, announcer, settings)
     retrieval = _retrieval_activities(pool, settings)
     tools = _tool_activities(pool, settings, retrieval)
     # Lives as long as the process (the worker's lifetime owns it, like the pool).
-    webhooks = WebhookActivities(
-        pool, make_http_client(settings), run_events, settings.webhooks_may_reach_private
-    )
+    webhooks = WebhookActivities(pool, make_http_client(settings), settings.webhooks_may_reach_private)
     return Worker(
         client,
         task_queue=settings.runs_task_queue,
@@ -87,7 +87,6 @@ def _runs_worker(client: Client, pool, settings: Settings) -> Worker:  # type: i
             retrieval.mark_file,
             retrieval.file_search,
             tools.run_builtin_tools,
-            webhooks.emit_run_event,
             webhooks.deliver_webhook,
             webhooks.fail_webhook_delivery,
             reconcile.reconcile_runs,

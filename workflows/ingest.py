@@ -16,13 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from activities.retrieval import RetrievalActivities
-    from assistants.payloads import (
-        FileSearchInput,
-        FileSearchOutput,
-        IngestFileInput,
-        IngestFileResult,
-        MarkFileInput,
-    )
+    from assistants.payloads import IngestFileInput, IngestFileResult, MarkFileInput
     from workflows import ingest_options as options
 
 PERMANENT = ("unsupported_file", "invalid_file")
@@ -93,19 +87,4 @@ class IngestFileWorkflow:
             ),
             start_to_close_timeout=options.MARK_TIMEOUT,
             retry_policy=options.MARK_RETRY,
-        )
-
-
-@workflow.defn
-class VectorStoreSearchWorkflow:
-    """POST /v1/vector_stores/{id}/search: the query is embedded on a worker (the API never runs a
-    model), so the search is one short activity behind a workflow the API executes and awaits."""
-
-    @workflow.run
-    async def run(self, inp: FileSearchInput) -> FileSearchOutput:
-        return await workflow.execute_activity_method(
-            RetrievalActivities.file_search,
-            inp,
-            start_to_close_timeout=options.SEARCH_TIMEOUT,
-            retry_policy=options.SEARCH_RETRY,
         )

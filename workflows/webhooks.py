@@ -1,5 +1,6 @@
-"""WebhookDeliveryWorkflow: one event to one endpoint. Workflow id = `webhook-<event>-<webhook>`,
-so announcing an event twice finds the delivery already under way instead of sending it twice.
+"""WebhookDeliveryWorkflow: one event to one endpoint. Workflow id = `webhook-<event>-<webhook>`
+(`assistants.webhooks.delivery_workflow_id`), so announcing an event twice finds the delivery
+already under way instead of sending it twice. assistants/webhook_announcer.py starts it.
 
 The POST is an activity that Temporal retries with backoff until the receiver answers 2xx or the
 delivery window (days) is spent; then the delivery is recorded as failed.
@@ -16,10 +17,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.webhooks import WebhookActivities
     from assistants.payloads import DeliverWebhookInput, DeliverWebhookOutput, WebhookDeliveryFailed
     from workflows import webhook_options as options
-
-
-def delivery_workflow_id(event_id: str, webhook_id: str) -> str:
-    return f"webhook-{event_id}-{webhook_id}"
 
 
 @workflow.defn

@@ -15,9 +15,11 @@ from api.routers.messages import require_thread
 from api.routers.threads import create_thread_rows
 from api.run_settle import cancel_active_run
 from api.run_start import create_run, start_workflow
-from api.sse import Hub, last_seq, record_thread_created, reserve_seq, run_stream
+from api.sse import run_stream
+from api.sse_cursors import last_seq, record_thread_created, reserve_seq
+from api.sse_hub import Hub
 from assistants.db import objects
-from assistants.objects import now
+from assistants.objects import now, public
 from assistants.payloads import ToolOutputsInput
 from assistants.schemas import RunCreate, RunUpdate, SubmitToolOutputs, ThreadAndRunCreate, ThreadCreate
 from workflows.run import RunWorkflow
@@ -87,13 +89,13 @@ async def list_runs(thread_id: str, project: Project, pool: Pool, page: Listing)
     listing = (
         await objects.list_page(pool, "runs", project, **page.kwargs(), thread_id=thread_id)
     ).envelope()  # type: ignore[arg-type]
-    listing["data"] = [public_run(r) for r in listing["data"]]
+    listing["data"] = [public(r) for r in listing["data"]]
     return listing
 
 
 @router.get("/v1/threads/{thread_id}/runs/{run_id}")
 async def retrieve_run(thread_id: str, run_id: str, project: Project, pool: Pool) -> dict[str, Any]:
-    return public_run(await _require_run(pool, project, thread_id, run_id))
+    return public(await _require_run(pool, project, thread_id, run_id))
 
 
 @router.post("/v1/threads/{thread_id}/runs/{run_id}")
@@ -103,7 +105,7 @@ async def modify_run(
     await _require_run(pool, project, thread_id, run_id)
     obj = await objects.patch(pool, "runs", project, run_id, {"metadata": body.metadata or {}})
     assert obj is not None
-    return public_run(obj)
+    return public(obj)
 
 
 @router.post("/v1/threads/{thread_id}/runs/{run_id}/cancel")
@@ -115,7 +117,7 @@ async def cancel_run(
     if run is None:
         current = await _require_run(pool, project, thread_id, run_id)
         raise bad_request(f"Cannot cancel run with status '{current['status']}'.")
-    return public_run(run)
+    return public(run)
 
 
 @router.post("/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs")
@@ -164,7 +166,7 @@ async def submit_tool_outputs(
         raise APIError(409, f"The run can no longer accept tool outputs: {exc.message}") from None
     if resume_after is not None:
         return run_stream(pool, hub, run_id, after=resume_after)
-    return public_run(await _require_run(pool, project, thread_id, run_id))
+    return public(await _require_run(pool, project, thread_id, run_id))
 
 
 async def store_function_outputs(
@@ -187,8 +189,3 @@ async def store_function_outputs(
                 " ON CONFLICT (call_id) DO UPDATE SET output = excluded.output",
                 (call_id, project, run["id"], run["thread_id"], step["id"] if step else "", output, now()),
             )
-
-
-def public_run(run: dict[str, Any]) -> dict[str, Any]:
-    """The run as the API shows it (internal bookkeeping keys start with `_`)."""
-    return {k: v for k, v in run.items() if not k.startswith("_")}

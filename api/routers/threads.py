@@ -32,7 +32,7 @@ async def create_thread_rows(
     `settings`, create its `tool_resources.file_search.vector_stores` and attach message files)."""
     body = body or ThreadCreate()
     # --- files (issue 5): check attached files before creating anything ---
-    from api.routers import vector_stores as vs
+    from api import vector_store_ops as vs
 
     attached = vs.file_search_attachments(body.messages or [])
     specs = vs.inline_store_specs(body.tool_resources)

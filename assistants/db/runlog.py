@@ -1,4 +1,5 @@
-"""Writes shared by the store and inference activities: run-owned rows and the run event log.
+"""Writes shared by the store and inference activities and run_status: run-owned rows (the turn's
+messages and steps, and ending those a run leaves in progress) and the run event log.
 
 Rows a run creates have ids derived from (run id, turn), and inserts are `ON CONFLICT DO
 NOTHING`, so a retried activity never creates a second message or step.
@@ -11,14 +12,9 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from assistants.db.pool import Conn as DbConn
-from assistants.objects import now
+from assistants.objects import now, public
 
 NOTIFY_CHANNEL = "run_events"
-
-
-def _public(data: dict[str, Any]) -> dict[str, Any]:
-    """Objects as clients see them: internal bookkeeping keys start with `_`."""
-    return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
 async def append_event(conn: DbConn, run_id: str, event: str, data: dict[str, Any], attempt: int = 0) -> None:
@@ -37,7 +33,7 @@ async def append_events(
         async with conn.cursor() as cur:
             await cur.executemany(
                 "INSERT INTO run_events (run_id, attempt, event, data) VALUES (%s, %s, %s, %s)",
-                [(run_id, attempt, e, Jsonb(_public(d))) for e, d in events],
+                [(run_id, attempt, e, Jsonb(public(d))) for e, d in events],
             )
         await conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, run_id))
 
@@ -98,6 +94,34 @@ async def insert_step(conn: DbConn, project_id: str, step: dict[str, Any]) -> bo
         (step["id"], project_id, step["thread_id"], step["run_id"], step["created_at"], Jsonb(step)),
     )
     return cur.rowcount > 0
+
+
+async def end_unfinished(
+    conn: DbConn, run_id: str, run_status: str, ts: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """End the steps and messages a run leaves in progress as it ends `run_status`; returns their
+    stream events, for the caller to log with the run's own."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    step_status = run_status if run_status in ("cancelled", "failed", "expired") else "cancelled"
+    for row in await (
+        await conn.execute(
+            "UPDATE run_steps SET data = data || jsonb_build_object('status', %s::text, %s::text, %s::bigint)"
+            " WHERE run_id = %s AND data->>'status' = 'in_progress' RETURNING data",
+            (step_status, f"{step_status}_at", ts, run_id),
+        )
+    ).fetchall():
+        events.append((f"thread.run.step.{step_status}", row["data"]))
+    reason = "run_" + run_status if run_status in ("cancelled", "expired", "failed") else "max_tokens"
+    for row in await (
+        await conn.execute(
+            "UPDATE messages SET data = data || jsonb_build_object('status', 'incomplete', 'incomplete_at', %s::bigint,"
+            " 'incomplete_details', jsonb_build_object('reason', %s::text)) WHERE run_id = %s AND data->>'status' = 'in_progress'"
+            " RETURNING data",
+            (ts, reason, run_id),
+        )
+    ).fetchall():
+        events.append(("thread.message.incomplete", row["data"]))
+    return events
 
 
 async def load_run(conn: DbConn, run_id: str, project_id: str) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from psycopg.types.json import Jsonb
 from assistants.db.pool import Conn as DbConn
 from assistants.db.pool import Pool as DbPool
 from assistants.ids import derived_id
+from assistants.objects import public
 
 DAY = 86400
 STATUSES = ("in_progress", "completed", "failed", "cancelled")
@@ -56,7 +57,7 @@ async def store_stats(conn: DbConn, store_ids: list[str]) -> dict[str, tuple[dic
 
 
 def present_store(data: dict[str, Any], counts: dict[str, int], usage_bytes: int) -> dict[str, Any]:
-    obj = {k: v for k, v in data.items() if not k.startswith("_")}
+    obj = public(data)
     obj["file_counts"] = counts
     obj["usage_bytes"] = usage_bytes
     expires_at = obj.get("expires_at")

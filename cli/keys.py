@@ -12,7 +12,7 @@ from assistants.settings import get_settings
 
 
 def run_keys(args: argparse.Namespace) -> int:
-    from assistants.stack.connect import ensure_database
+    from stack.connect import ensure_database
 
     with ensure_database(get_settings()) as url, psycopg.connect(url, autocommit=True) as conn:
         if args.keys_command == "create":

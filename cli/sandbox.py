@@ -14,8 +14,8 @@ def run_sandbox(args: argparse.Namespace) -> int:
     from activities.sandbox.cli import run_sandbox_cli
     from assistants.files_store import FilesStore
     from assistants.keys import ensure_project
-    from assistants.stack.connect import ensure_database
     from assistants.storage import make_storage
+    from stack.connect import ensure_database
 
     settings = get_settings()
     with ensure_database(settings) as url:

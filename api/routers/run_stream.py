@@ -17,7 +17,8 @@ from starlette.responses import StreamingResponse
 
 from api.deps import Pool, Project
 from api.errors import bad_request, not_found
-from api.sse import Hub, run_stream
+from api.sse import run_stream
+from api.sse_hub import Hub
 from assistants.db import objects
 
 router = APIRouter(tags=["runs"])

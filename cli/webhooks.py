@@ -36,7 +36,7 @@ def create_webhook(conn: psycopg.Connection, project: str, url: str) -> dict:  #
 
 
 def run_webhooks(args: argparse.Namespace) -> int:
-    from assistants.stack.connect import apply_migrations, ensure_database
+    from stack.connect import apply_migrations, ensure_database
 
     with ensure_database(get_settings()) as url, psycopg.connect(url, autocommit=True) as conn:
         apply_migrations(url)  # the tables may be newer than the running stack's code

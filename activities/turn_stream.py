@@ -1,13 +1,16 @@
-"""What the inference activity writes while it generates: the run's rows (created on first use,
-with derived ids) and its events (deltas coalesced per flush interval) in the run event log."""
+"""What the generate activity writes while it generates a turn: the turn's message and step rows
+(created on first use, with derived ids), and their deltas (coalesced per flush interval) in the
+run event log (`run_events`, through `append_events`)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from activities.tool_call_objects import tool_call_object
 from assistants.db.pool import Conn as DbConn
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_events, insert_message, insert_step, message_row, step_row
@@ -104,29 +107,6 @@ class MessageStream(_Coalescer):
             await self.write_text(text)
 
 
-def call_detail(c: ToolCall) -> dict[str, Any]:
-    """A tool call as a run step shows it, by tool type."""
-    import json
-
-    if c.type == "code_interpreter":
-        try:
-            code = json.loads(c.arguments or "{}").get("code", "")
-        except (ValueError, AttributeError):
-            code = c.arguments
-        return {"id": c.id, "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": []}}
-    if c.type == "file_search":
-        return {
-            "id": c.id,
-            "type": "file_search",
-            "file_search": {"ranking_options": {"ranker": "auto", "score_threshold": 0.0}, "results": []},
-        }
-    return {
-        "id": c.id,
-        "type": "function",
-        "function": {"name": c.name, "arguments": c.arguments, "output": None},
-    }
-
-
 class ToolStepStream(_Coalescer):
     """A tool_calls step: created when the call starts, argument deltas as they are generated."""
 
@@ -137,7 +117,7 @@ class ToolStepStream(_Coalescer):
         self._pump: asyncio.Task[None] | None = None
 
     def _step(self, calls: list[ToolCall]) -> dict[str, Any]:
-        details = {"type": "tool_calls", "tool_calls": [call_detail(c) for c in calls]}
+        details = {"type": "tool_calls", "tool_calls": [tool_call_object(c, in_step=True) for c in calls]}
         return step_row(self.step_id, _run_of(self.inp), details)
 
     async def start(self, call: ToolCall) -> None:
@@ -158,9 +138,10 @@ class ToolStepStream(_Coalescer):
             )
 
     async def _write_deltas(self) -> None:
-        assert self.call is not None
+        call = self.call
+        assert call is not None
         async for text in self.pieces():
-            if self.call.type != "function":
+            if call.type != "function":
                 continue  # built-in calls show their input once complete
             delta = {
                 "id": self.step_id,
@@ -171,9 +152,7 @@ class ToolStepStream(_Coalescer):
                         "tool_calls": [
                             {
                                 "index": 0,
-                                "id": self.call.id,
-                                "type": "function",
-                                "function": {"name": self.call.name, "arguments": text, "output": None},
+                                **tool_call_object(dataclasses.replace(call, arguments=text), in_step=True),
                             }
                         ],
                     }

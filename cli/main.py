@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _apply_data_dir(args)
     if args.command == "up":
-        from assistants.stack.supervisor import run_up
+        from stack.supervisor import run_up
 
         return run_up(host=args.host, port=args.port)
     if args.command == "api":
@@ -108,15 +108,15 @@ def main(argv: list[str] | None = None) -> int:
         print(prepare_default_model(get_settings()))  # noqa: T201
         return 0
     if args.command == "keys":
-        from assistants.keys_cli import run_keys
+        from cli.keys import run_keys
 
         return run_keys(args)
     if args.command == "sandbox":
-        from assistants.sandbox_cli import run_sandbox
+        from cli.sandbox import run_sandbox
 
         return run_sandbox(args)
     if args.command == "webhooks":
-        from assistants.webhooks_cli import run_webhooks
+        from cli.webhooks import run_webhooks
 
         return run_webhooks(args)
     return 2

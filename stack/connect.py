@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from assistants.settings import Settings
-from assistants.stack.postgres import DB_NAME, DB_USER, EmbeddedPostgres, running_postmaster
-from assistants.stack.processes import pid_alive
+from stack.postgres import DB_NAME, DB_USER, EmbeddedPostgres, running_postmaster
+from stack.processes import pid_alive
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from pathlib import Path
 from types import FrameType
 
 from assistants.settings import Settings, get_settings
-from assistants.stack.connect import apply_migrations
-from assistants.stack.ports import port_is_free
-from assistants.stack.postgres import EmbeddedPostgres, PostgresError
-from assistants.stack.processes import (
+from stack.connect import apply_migrations
+from stack.ports import port_is_free
+from stack.postgres import EmbeddedPostgres, PostgresError
+from stack.processes import (
     Backoff,
     Child,
     become_subreaper,
@@ -30,9 +30,12 @@ from assistants.stack.processes import (
     reap_orphans,
     stop_leftover,
 )
-from assistants.stack.temporal import TemporalDevServer, TemporalError
+from stack.temporal import TemporalDevServer, TemporalError
 
 log = logging.getLogger("assistants.up")
+
+# The children run the `assistants` command as a module; its name also marks their leftovers.
+CLI_MODULE = "cli.main"
 
 CHILD_STOP_TIMEOUT = 20.0
 POLL_INTERVAL = 0.5
@@ -110,7 +113,7 @@ class Supervisor:
         # but maybe not yet: make sure none still holds the Temporal db or a task queue.
         for pid_file in self.pid_dir.glob("*.pid"):
             if pid_file.stem != "postgres":  # EmbeddedPostgres.start() handles its own leftover
-                stop_leftover(pid_file, markers=("assistants.cli", str(self.data_dir)))
+                stop_leftover(pid_file, markers=(CLI_MODULE, str(self.data_dir)))
         if not port_is_free(self.port, self.host if self.host not in ("", "::") else "0.0.0.0"):
             raise StackError(f"port {self.port} on {self.host} is in use; pass --port or set ASSISTANTS_PORT")
         self._prepare_model()
@@ -143,7 +146,7 @@ class Supervisor:
         )
         if ui_url:
             env["ASSISTANTS_TEMPORAL_UI_URL"] = ui_url
-        cli = [sys.executable, "-m", "assistants.cli"]
+        cli = [sys.executable, "-m", CLI_MODULE]
         roles = {
             "worker-runs": [*cli, "worker", "--queue", "runs"],
             "worker-inference": [*cli, "worker", "--queue", "inference"],
@@ -167,7 +170,7 @@ class Supervisor:
 
     def _prepare_model(self) -> None:
         env = dict(os.environ, ASSISTANTS_DATA_DIR=str(self.data_dir))
-        argv = [sys.executable, "-m", "assistants.cli", "prepare-model"]
+        argv = [sys.executable, "-m", CLI_MODULE, "prepare-model"]
         # Own session so Ctrl-C reaches only us; subprocess.run kills it when we unwind.
         code = subprocess.run(
             argv, env=env, stdin=subprocess.DEVNULL, start_new_session=True, check=False

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from assistants.stack.ports import free_port, port_is_free
+from stack.ports import free_port, port_is_free
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ def clear_stale_pid_file(pgdata: Path) -> bool:
 
 def _is_postmaster_of(pid: int, pgdata: Path) -> bool:
     """True if ``pid`` is a live (non-zombie) postgres whose working directory is ``pgdata``."""
-    from assistants.stack.processes import pid_alive
+    from stack.processes import pid_alive
 
     if not pid_alive(pid):
         return False

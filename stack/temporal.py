@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from assistants.stack.ports import free_port, port_or_free
-from assistants.stack.processes import Child
+from stack.ports import free_port, port_or_free
+from stack.processes import Child
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,92 @@
+"""/v1/vector_stores/{id}/search: run through VectorStoreSearchWorkflow, since embedding the query
+needs the model, which only workers load."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from api.deps import AppSettings, Pool, Project, Temporal
+from api.errors import APIError, bad_request
+from api.vector_store_ops import require_store
+from assistants.db.search_sql import BadFilter, search_query
+from assistants.ids import new_id
+from assistants.payloads import FileSearchInput, FileSearchOutput
+from assistants.schemas import VectorStoreSearch
+from assistants.settings import Settings
+from workflows.ingest_options import SEARCH_WORKFLOW_TIMEOUT
+from workflows.vector_store_search import VectorStoreSearchWorkflow
+
+router = APIRouter(prefix="/v1/vector_stores", tags=["vector_stores"])
+
+
+async def run_search(temporal: Client, settings: Settings, inp: FileSearchInput) -> FileSearchOutput:
+    try:
+        return await temporal.execute_workflow(
+            VectorStoreSearchWorkflow.run,
+            inp,
+            id=new_id("search"),
+            task_queue=settings.runs_task_queue,
+            execution_timeout=SEARCH_WORKFLOW_TIMEOUT,
+        )
+    except WorkflowFailureError as exc:
+        cause = getattr(exc.cause, "cause", None)  # WorkflowFailure <- ActivityError <- ApplicationError
+        if isinstance(cause, ApplicationError) and cause.type == "InvalidRequest":
+            raise bad_request(cause.message, "filters") from None
+        raise APIError(500, "The search failed.", type="server_error") from exc
+    except RPCError as exc:
+        raise APIError(503, "The search service is unavailable.", type="server_error") from exc
+
+
+@router.post("/{store_id}/search")
+async def search_vector_store(
+    store_id: str,
+    body: VectorStoreSearch,
+    project: Project,
+    pool: Pool,
+    temporal: Temporal,
+    settings: AppSettings,
+) -> dict[str, Any]:
+    await require_store(pool, project, store_id)
+    queries = [body.query] if isinstance(body.query, str) else list(body.query)
+    if not any(q.strip() for q in queries):
+        raise bad_request("query must not be empty.", "query")
+    if body.filters is not None:
+        try:
+            search_query(body.filters)
+        except BadFilter as exc:
+            raise bad_request(str(exc), "filters") from None
+    threshold = body.ranking_options.score_threshold if body.ranking_options else 0.0
+    out = await run_search(
+        temporal,
+        settings,
+        FileSearchInput(
+            project_id=project,
+            query=" ".join(queries),
+            vector_store_ids=[store_id],
+            max_num_results=body.max_num_results,
+            score_threshold=threshold,
+            filters=body.filters,
+        ),
+    )
+    data = [
+        {
+            "file_id": r.file_id,
+            "filename": r.filename,
+            "score": r.score,
+            "attributes": r.attributes,
+            "content": [{"type": "text", "text": r.text}],
+        }
+        for r in out.results
+    ]
+    return {
+        "object": "vector_store.search_results.page",
+        "search_query": queries,
+        "data": data,
+        "has_more": False,
+        "next_page": None,
+    }
