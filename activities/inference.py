@@ -24,7 +24,7 @@ import jsonschema
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.llm import toolcalls
+from activities.llm import grammar, toolcalls
 from activities.prompt import load_turn_context
 from activities.turn_record import record_turn, recorded_turn
 from activities.turn_stream import MessageStream, ToolStepStream
@@ -61,15 +61,15 @@ def _forced_name(tool_choice: Any) -> str | None:
     return None
 
 
-def _text_constraint(model: Any, response_format: Any) -> Any:
+async def _text_constraint(model: Any, response_format: Any) -> Any:
     """Structured output by constrained decoding (json_object / json_schema)."""
     if not isinstance(response_format, dict):
         return None
     if response_format.get("type") == "json_object":
-        return model.json_schema_constraint({"type": "object"})
+        return await model.json_schema_constraint_async({"type": "object"})
     if response_format.get("type") == "json_schema":
         schema = response_format.get("json_schema", {}).get("schema") or {"type": "object"}
-        return model.json_schema_constraint(schema)
+        return await model.json_schema_constraint_async(schema)
     return None
 
 
@@ -132,6 +132,8 @@ class InferenceActivities:
             )
             out = await self._generate(model, full, attempt)
             return await record_turn(self.pool, inp, out)
+        except grammar.GrammarCompileTimeout as exc:  # the same schema would time out again
+            raise ApplicationError(str(exc), type="InvalidRequest", non_retryable=True) from None
         finally:
             beat.cancel()
 
@@ -233,7 +235,7 @@ class InferenceActivities:
         def on_delta(piece: str) -> None:
             stream.push(markup.feed(piece) if markup else piece)
 
-        constraint = None if specs else _text_constraint(model, inp.response_format)
+        constraint = None if specs else await _text_constraint(model, inp.response_format)
         pump = asyncio.create_task(stream.pump())
         try:
             result = await model.engine.generate(
@@ -292,7 +294,7 @@ class InferenceActivities:
                 continue
             schema = fn.get("parameters") or EMPTY_PARAMS
             try:
-                jsonschema.validate(p.arguments, schema)
+                grammar.validate_arguments(p.arguments, schema)
                 arguments = json.dumps(p.arguments, ensure_ascii=False)
             except jsonschema.ValidationError:
                 arguments, _ = await self._constrained_arguments(model, inp, prompt_ids, p.name, schema, None)
@@ -329,7 +331,7 @@ class InferenceActivities:
                     inp,
                     prompt_ids + prefix,
                     32,
-                    model.json_schema_constraint({"type": "string", "enum": names}),
+                    await model.json_schema_constraint_async({"type": "string", "enum": names}),
                 )
             )
             completion += res.completion_tokens
@@ -370,7 +372,8 @@ class InferenceActivities:
         max_new: int = DEFAULT_MAX_NEW_TOKENS,
     ) -> tuple[str, int]:
         prefix = model.encode(toolcalls.OPEN_TAG + json.dumps({"name": name})[:-1] + ', "arguments": ')
-        request = self._request(inp, prompt_ids + prefix, max_new, model.json_schema_constraint(schema))
+        constraint = await model.json_schema_constraint_async(schema)
+        request = self._request(inp, prompt_ids + prefix, max_new, constraint)
         # Greedy decoding keeps forced arguments deterministic and schema-valid even on small models.
         request.temperature, request.top_p = 0.0, 1.0
         res = await model.engine.generate(request, step.push if step else None)

@@ -9,13 +9,16 @@ and a failure leaves none.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.embeddings import Chunk, Embedder
-from activities.parsing import InvalidFile, UnsupportedFile, parse
+from activities.parsing import InvalidFile, ParseLimits, UnsupportedFile
+from activities.parsing.isolated import parse_file as parse_isolated
 from assistants.db.pool import Pool as DbPool
 from assistants.db.search_sql import BadFilter, search_query
 from assistants.db.vector_stores import chunk_id, set_file_status, touch_store
@@ -30,6 +33,12 @@ from assistants.payloads import (
 )
 from assistants.storage import FileStorage
 
+if TYPE_CHECKING:  # numpy and the embedder load in the worker only (the API imports this module
+    # through the workflows' typed activity references)
+    import numpy as np
+
+    from activities.embeddings import Chunk, Embedder
+
 # Candidates taken from each of the vector and full-text lists before fusion.
 SEARCH_CANDIDATES = 100
 EMBED_BYTES_PER_DIM = 4
@@ -43,9 +52,19 @@ def chunk_usage_bytes(chunk: Chunk, dims: int) -> int:
     return len(chunk.text.encode()) + dims * EMBED_BYTES_PER_DIM
 
 
+def _download(storage: FileStorage, project_id: str, file_id: str, dst: Path) -> None:
+    """Stream the stored file to `dst` (the worker never holds a whole file in memory)."""
+    with open(dst, "wb") as out:
+        for chunk in storage.iter_bytes(project_id, file_id):
+            out.write(chunk)
+
+
 class RetrievalActivities:
-    def __init__(self, pool: DbPool, storage: FileStorage, embedder: Embedder) -> None:
+    def __init__(
+        self, pool: DbPool, storage: FileStorage, embedder: Embedder, limits: ParseLimits | None = None
+    ) -> None:
         self.pool, self.storage, self.embedder = pool, storage, embedder
+        self.limits = limits or ParseLimits()
 
     # --- ingestion -------------------------------------------------------------------------
 
@@ -65,16 +84,7 @@ class RetrievalActivities:
             )
         if row["parsed"]:
             return ParseFileOutput(chars=row["chars"])
-        try:
-            data = await asyncio.to_thread(self.storage.read, inp.project_id, inp.file_id)
-        except FileNotFoundError:
-            raise ApplicationError(
-                f"The content of file {inp.file_id} is missing.", type="invalid_file", non_retryable=True
-            ) from None
-        try:
-            text = await asyncio.to_thread(parse, row["filename"], data)
-        except (UnsupportedFile, InvalidFile) as exc:
-            raise ApplicationError(str(exc), type=exc.code, non_retryable=True) from None
+        text = await self._parse(inp, row["filename"])
         text = text.replace("\x00", "")  # Postgres text cannot hold NUL
         async with self.pool.connection() as conn:
             await conn.execute(
@@ -82,6 +92,25 @@ class RetrievalActivities:
                 (inp.file_id, text),
             )
         return ParseFileOutput(chars=len(text))
+
+    async def _parse(self, inp: IngestFileInput, filename: str) -> str:
+        """Parse in a killable, rlimited process; a bomb, an over-limit text or a timeout is a
+        permanent `invalid_file` with the reason in its message."""
+        tmp = await asyncio.to_thread(tempfile.mkdtemp, prefix="assistants-parse-")
+        try:
+            src = Path(tmp) / "file"
+            try:
+                await asyncio.to_thread(_download, self.storage, inp.project_id, inp.file_id, src)
+            except FileNotFoundError:
+                raise ApplicationError(
+                    f"The content of file {inp.file_id} is missing.", type="invalid_file", non_retryable=True
+                ) from None
+            try:
+                return await parse_isolated(filename, src, self.limits, activity.heartbeat)
+            except (UnsupportedFile, InvalidFile) as exc:
+                raise ApplicationError(str(exc), type=exc.code, non_retryable=True) from None
+        finally:
+            await asyncio.to_thread(shutil.rmtree, tmp, True)
 
     @activity.defn
     async def embed_file(self, inp: IngestFileInput) -> EmbedFileOutput:
@@ -104,6 +133,8 @@ class RetrievalActivities:
                 await asyncio.to_thread(self.embedder.embed, [c.text for c in chunks[i : i + batch]])
             )
         activity.heartbeat({"embedded": len(chunks), "chunks": len(chunks)})
+        import numpy as np
+
         matrix = np.concatenate(vectors) if vectors else np.zeros((0, 384), dtype=np.float32)
         usage = await self.write_chunks(inp, chunks, matrix)
         return EmbedFileOutput(chunks=len(chunks), usage_bytes=usage)

@@ -9,11 +9,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from starlette.responses import Response
+from fastapi import FastAPI
 from temporalio.client import Client
 
-from api.errors import envelope, install_error_handlers
+from api.errors import install_error_handlers
+from api.limits import install_handlers as install_limit_handlers
+from api.limits_body import BodyLimitMiddleware
 from api.routers import (
     assistants,
     files,
@@ -36,7 +37,6 @@ from assistants.db.pool import open_pool
 from assistants.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
-_UPLOAD_PREFIXES = ("/v1/files", "/v1/uploads")
 
 
 async def _connect_temporal(settings: Settings) -> Client:
@@ -74,21 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Assistants API", version="2", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):  # type: ignore[no-untyped-def]
-        size = request.headers.get("content-length")
-        limit = settings.max_request_bytes
-        if request.url.path.startswith(_UPLOAD_PREFIXES):
-            limit = max(limit, getattr(settings, "max_file_bytes", limit))
-        if size is not None and size.isdigit() and int(size) > limit:
-            return envelope(
-                413,
-                f"Request body too large: {size} bytes (limit {limit}).",
-                "invalid_request_error",
-                code="request_too_large",
-            )
-        response: Response = await call_next(request)
-        return response
+    install_limit_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
 
     # runs before threads: POST /v1/threads/runs must not match POST /v1/threads/{thread_id}.
     for router in (

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Response
+from starlette.datastructures import Headers
+from starlette.types import Scope
 from temporalio.client import Client
 
 from api.errors import APIError
+from api.limits import RequestWindow, count_request
 from assistants.db.pool import Pool as DbPool
 from assistants.keys import hash_key
 from assistants.settings import Settings
@@ -25,9 +28,14 @@ def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-async def get_project(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
+# Where the caller's project is kept once found: the body-limit middleware (api/limits_body.py)
+# authenticates a request with a body before reading it, and get_project reuses its answer.
+_PROJECT = "assistants.project"
+_WINDOW = "assistants.request_window"
+
+
+async def _project_of_key(pool: DbPool, authorization: str) -> str:
+    scheme, _, key = authorization.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise APIError(
             401,
@@ -35,7 +43,6 @@ async def get_project(request: Request) -> str:
             "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
             code=None,
         )
-    pool: DbPool = request.app.state.pool
     async with pool.connection() as conn:
         row = await (
             await conn.execute(
@@ -45,7 +52,28 @@ async def get_project(request: Request) -> str:
         ).fetchone()
     if row is None:
         raise APIError(401, "Incorrect API key provided.", code="invalid_api_key")
-    return row["project_id"]
+    return str(row["project_id"])
+
+
+async def authenticate(scope: Scope) -> str:
+    """The caller's project, from its API key, counted once against its rate limit.
+
+    Raises APIError (401) or RateLimited (429). Idempotent per request."""
+    if _PROJECT in scope:
+        return str(scope[_PROJECT])
+    state = scope["app"].state
+    project = await _project_of_key(state.pool, Headers(scope=scope).get("authorization", ""))
+    scope[_WINDOW] = await count_request(state.pool, state.settings, project)
+    scope[_PROJECT] = project
+    return project
+
+
+async def get_project(request: Request, response: Response) -> str:
+    project = await authenticate(request.scope)
+    window: RequestWindow | None = request.scope.get(_WINDOW)
+    if window is not None:
+        response.headers.update(window.headers())
+    return project
 
 
 Project = Annotated[str, Depends(get_project)]

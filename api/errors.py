@@ -136,6 +136,18 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("database unavailable: %s: %s", exc.__class__.__name__, exc)
         return service_unavailable("database")
 
+    @app.exception_handler(psycopg.DataError)
+    async def _unstorable_value(_: Request, exc: psycopg.DataError) -> JSONResponse:
+        # SQLSTATE class 22 ("data exception"): a value from the request that Postgres cannot hold,
+        # most often a NUL character (in an id, a query string or JSON). The request is at fault.
+        log.info("unstorable request value: %s", exc)
+        return envelope(
+            400,
+            "The request contains a value the server cannot store (for example a NUL character).",
+            "invalid_request_error",
+            code="invalid_value",
+        )
+
     @app.exception_handler(RPCError)
     async def _temporal_error(_: Request, exc: RPCError) -> JSONResponse:
         if exc.status in _TEMPORAL_AWAY:

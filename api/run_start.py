@@ -13,8 +13,10 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from api.errors import APIError, bad_request, not_found
+from api.limits import reserve_active_run
 from api.routers.assistants import check_model
 from api.run_settle import fail_unstarted_run, orchestration_error
+from api.vector_store_ops import check_attachments
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_events
 from assistants.ids import new_id
@@ -74,6 +76,7 @@ async def create_run(
     if row is None:
         raise not_found("assistant", assistant_id, "assistant_id")
     assistant = row["data"]
+    await check_attachments(pool, project, additional_messages or [], "additional_messages.attachments")
     model = body.model or assistant["model"]
     check_model(settings, model)
     tools = [dump(t) for t in body.tools] if body.tools is not None else assistant.get("tools", [])
@@ -125,6 +128,7 @@ async def create_run(
     }
     try:
         async with pool.connection() as conn, conn.transaction():
+            await reserve_active_run(conn, settings, project)  # 429 past the project's quota
             for m in additional_messages or []:
                 msg = message_object(new_id("msg"), thread["id"], m)
                 await conn.execute(

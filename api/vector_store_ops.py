@@ -88,6 +88,55 @@ async def check_files(pool: DbPool, project: str, file_ids: list[str], param: st
         raise not_found("file", missing[0], param)
 
 
+async def check_stores(pool: DbPool, project: str, store_ids: list[str], param: str) -> None:
+    """Every id is a vector store of this project (a foreign or unknown one is a 404, never stored)."""
+    if not store_ids:
+        return
+    async with pool.connection() as conn:
+        rows = await (
+            await conn.execute(
+                "SELECT id FROM vector_stores WHERE id = ANY(%s) AND project_id = %s",
+                (list(store_ids), project),
+            )
+        ).fetchall()
+    missing = [s for s in store_ids if s not in {r["id"] for r in rows}]
+    if missing:
+        raise not_found("vector store", missing[0], param)
+
+
+async def check_tool_resources(pool: DbPool, project: str, tool_resources: Any) -> None:
+    """The file and vector store ids a `tool_resources` names belong to this project."""
+    if tool_resources is None:
+        return
+    if tool_resources.code_interpreter is not None:
+        await check_files(
+            pool,
+            project,
+            list(tool_resources.code_interpreter.file_ids),
+            "tool_resources.code_interpreter.file_ids",
+        )
+    if tool_resources.file_search is not None:
+        await check_stores(
+            pool,
+            project,
+            list(tool_resources.file_search.vector_store_ids),
+            "tool_resources.file_search.vector_store_ids",
+        )
+        for spec in inline_store_specs(tool_resources):
+            await check_files(
+                pool, project, spec.file_ids, "tool_resources.file_search.vector_stores.file_ids"
+            )
+
+
+async def check_attachments(
+    pool: DbPool, project: str, messages: list[Any], param: str = "attachments"
+) -> None:
+    """Every file a message attaches (for any tool, and v1 `file_ids`) belongs to this project."""
+    ids = [a.file_id for m in messages for a in (m.attachments or [])]
+    ids += [f for m in messages for f in (m.file_ids or [])]
+    await check_files(pool, project, list(dict.fromkeys(ids)), param)
+
+
 async def start_ingestion(
     temporal: Client, settings: Settings, pool: DbPool, project: str, files: list[dict[str, Any]]
 ) -> None:
@@ -214,7 +263,9 @@ async def attach_files_to_thread(
         return thread
     await check_files(pool, project, file_ids, "attachments")
     store_ids = ((thread.get("tool_resources") or {}).get("file_search") or {}).get("vector_store_ids") or []
-    if store_ids:
+    # Only a live store can take the files; a deleted one is replaced by a new store below.
+    live = await objects.get(pool, "vector_stores", project, store_ids[0]) if store_ids else None
+    if live is not None:
         await add_files(
             pool, temporal, settings, project, store_ids[0], [(f, chunking(None), None) for f in file_ids]
         )

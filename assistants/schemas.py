@@ -6,6 +6,7 @@ Unknown fields are refused with 400, as OpenAI does. Response objects are plain 
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal
 
@@ -14,6 +15,47 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 MAX_TOOLS = 128
 _FN_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+# Caps on user JSON schemas (function parameters, response_format): the worker compiles them into
+# grammars and validates tool arguments against them, so their cost must be bounded at create time.
+MAX_SCHEMA_BYTES = 32 * 1024
+MAX_SCHEMA_DEPTH = 24
+MAX_PATTERN_LENGTH = 512
+# A quantified group that itself holds a quantifier or an alternation, such as `(a+)+`, `(a*)*` or
+# `(a|aa)+`: the shapes that make a backtracking engine (Python's `re`, used by jsonschema) take
+# exponential time. Refused, since tool arguments are matched against them on the worker.
+_NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*(?:[+*}]|\|)(?:[^()\\]|\\.)*\)(?:[+*]|\{\d*,\d*\})")
+
+
+def _pattern_problem(pattern: str) -> str | None:
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        return f"a pattern is longer than {MAX_PATTERN_LENGTH} characters"
+    if _NESTED_QUANTIFIER.search(pattern):
+        return f"pattern {pattern[:80]!r} nests quantifiers (catastrophic backtracking)"
+    return None
+
+
+def check_schema_limits(schema: dict[str, Any]) -> None:
+    """Raise ValueError if a user schema is too large, too deep, or holds an unsafe regex."""
+    if len(json.dumps(schema)) > MAX_SCHEMA_BYTES:
+        raise ValueError(f"the schema is larger than {MAX_SCHEMA_BYTES} bytes of JSON")
+    stack: list[tuple[Any, int]] = [(schema, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_SCHEMA_DEPTH:
+            raise ValueError(f"the schema nests deeper than {MAX_SCHEMA_DEPTH} levels")
+        if isinstance(node, dict):
+            patterns = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
+            if isinstance(node.get("patternProperties"), dict):
+                patterns += list(node["patternProperties"])
+            for pattern in patterns:
+                problem = _pattern_problem(pattern)
+                if problem:
+                    raise ValueError(problem)
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
 
 
 class Strict(BaseModel):
@@ -54,6 +96,7 @@ class FunctionDefinition(Strict):
     def _schema(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
         if v is None:
             return v
+        check_schema_limits(v)
         try:
             jsonschema.Draft202012Validator.check_schema(v)
         except jsonschema.SchemaError as exc:
@@ -140,6 +183,7 @@ class JSONSchemaFormat(Strict):
     @classmethod
     def _schema(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
         if v is not None:
+            check_schema_limits(v)
             try:
                 jsonschema.Draft202012Validator.check_schema(v)
             except jsonschema.SchemaError as exc:

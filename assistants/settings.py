@@ -41,7 +41,12 @@ class Settings(BaseSettings):
     # API process.
     host: str = "127.0.0.1"
     port: int = 8000
-    max_request_bytes: int = 2 * 1024 * 1024
+    max_request_bytes: int = 2 * 1024 * 1024  # request body limit, counted on the wire (413)
+
+    # --- Per-project quotas and rate limits (api/limits.py; issue 12). 0 = off. ----------------
+    project_requests_per_minute: int = Field(default=3000, ge=0)  # authenticated requests (429)
+    project_max_active_runs: int = Field(default=100, ge=0)  # queued..cancelling at once (429)
+    project_max_stored_bytes: int = Field(default=100 * 1024**3, ge=0)  # sum of files' bytes (429)
 
     # Embedded servers (only used when DATABASE_URL / TEMPORAL_ADDRESS are unset). 0 = pick a free port.
     pg_port: int = 0
@@ -107,6 +112,16 @@ class Settings(BaseSettings):
     embedding_batch_size: int = 32
     # Default result count of file_search in runs (the API's max_num_results is 1-50).
     file_search_max_results: int = 20
+    # Parsing (issue 12): each file is parsed in a child process under these limits; a file past
+    # any of them ends `failed` (invalid_file), never retried. The timeout stays under the parse
+    # activity's 30-minute start-to-close timeout (workflows/ingest_options.py).
+    parse_timeout_seconds: float = Field(default=300.0, gt=0, lt=1800)
+    parse_memory_bytes: int = Field(default=2 * 1024**3, ge=256 * 1024**2)  # RLIMIT_AS
+    parse_cpu_seconds: int = Field(default=300, ge=1)  # RLIMIT_CPU
+    parse_max_chars: int = Field(default=20_000_000, ge=1)  # extracted text per file
+    parse_max_unzipped_bytes: int = Field(default=512 * 1024**2, ge=1)  # .docx/.pptx members, together
+    parse_max_zip_ratio: int = Field(default=200, ge=1)  # per member over 1 MiB
+    parse_max_zip_members: int = Field(default=10_000, ge=1)
     # --- end files -----------------------------------------------------------------------------
 
     # --- Webhooks (owner: webhooks; issue 3 item 6) -------------------------------------------

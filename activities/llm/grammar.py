@@ -10,9 +10,14 @@ the shape is forced, which is why tool calls and `response_format` use these.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
+
+import jsonschema
 
 if TYPE_CHECKING:
     import torch
@@ -72,11 +77,88 @@ def tokenizer_info(
     return xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size, stop_token_ids=stop_token_ids)
 
 
+# Compiled grammars are cached per model up to this many bytes (xgrammar evicts the oldest), so
+# a stream of distinct user schemas cannot grow a worker's memory without end.
+GRAMMAR_CACHE_BYTES = 64 * 1024 * 1024
+# A schema that takes longer than this to compile fails its run instead of holding a worker.
+GRAMMAR_COMPILE_TIMEOUT_S = 10.0
+# Budget for one user `pattern` match while validating tool-call arguments.
+PATTERN_TIMEOUT_S = 0.1
+
+
+class GrammarCompileTimeout(TimeoutError):
+    pass
+
+
 def grammar_compiler(info: xgrammar.TokenizerInfo) -> xgrammar.GrammarCompiler:
     """One compiler per model: it caches compiled grammars (compiling a schema takes ~5 ms)."""
     import xgrammar as xgr
 
-    return xgr.GrammarCompiler(info, max_threads=1, cache_enabled=True)
+    return xgr.GrammarCompiler(info, max_threads=1, cache_enabled=True, cache_limit_bytes=GRAMMAR_CACHE_BYTES)
+
+
+@functools.cache
+def _compile_pool() -> ThreadPoolExecutor:
+    # Its own small pool: a slow compile (which cannot be interrupted) never takes the threads
+    # that tokenization and model loading use, and at most two compile at once.
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="grammar-compile")
+
+
+async def json_schema_constraint_async(
+    compiler: xgrammar.GrammarCompiler,
+    schema: dict[str, Any] | str,
+    limit_s: float = GRAMMAR_COMPILE_TIMEOUT_S,
+) -> ConstraintFactory:
+    """`json_schema_constraint` compiled off the event loop, within `limit_s` seconds."""
+    future = asyncio.get_running_loop().run_in_executor(
+        _compile_pool(), json_schema_constraint, compiler, schema
+    )
+    try:
+        return await asyncio.wait_for(future, limit_s)
+    except TimeoutError:
+        raise GrammarCompileTimeout(f"compiling the JSON schema took more than {limit_s:.0f}s") from None
+
+
+def _safe_search(pattern: str, text: str) -> bool | None:
+    """`re.search` semantics with a time limit (the `regex` module); None if it ran out of time."""
+    import regex
+
+    try:
+        return regex.search(pattern, text, timeout=PATTERN_TIMEOUT_S) is not None
+    except TimeoutError:
+        return None
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    if validator.is_type(instance, "string") and not _safe_search(pattern, instance):
+        yield jsonschema.ValidationError(f"{instance[:80]!r} does not match {pattern[:80]!r} (in time)")
+
+
+def _pattern_properties(validator: Any, patterns: dict[str, Any], instance: Any, schema: Any) -> Any:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            found = _safe_search(pattern, key)
+            if found is None:
+                yield jsonschema.ValidationError(f"key {key[:80]!r}: pattern {pattern[:80]!r} timed out")
+            elif found:
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+# Draft 2020-12 whose `pattern`/`patternProperties` run user regexes with a time limit: Python's
+# `re` backtracks without bound and holds the GIL, so `^(a+)+$` would freeze the worker.
+_SafeValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties}
+)
+
+
+def validate_arguments(arguments: Any, schema: dict[str, Any]) -> None:
+    """Raise jsonschema.ValidationError if `arguments` do not match `schema` (regexes time-limited)."""
+    _SafeValidator.check_schema(schema)
+    error = jsonschema.exceptions.best_match(_SafeValidator(schema).iter_errors(arguments))
+    if error is not None:
+        raise error
 
 
 def json_schema_constraint(

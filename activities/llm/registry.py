@@ -7,6 +7,7 @@ first time it is asked for, under a per-name lock so concurrent first calls load
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -108,6 +109,13 @@ class LoadedModel:
         from activities.llm.grammar import json_schema_constraint
 
         return json_schema_constraint(self.grammar_compiler, schema)
+
+    async def json_schema_constraint_async(self, schema: dict[str, Any] | str) -> ConstraintFactory:
+        """Compiled off the event loop with a time limit (grammar.GRAMMAR_COMPILE_TIMEOUT_S)."""
+        from activities.llm.grammar import json_schema_constraint_async
+
+        compiler = await asyncio.to_thread(lambda: self.grammar_compiler)  # built once, ~1 s
+        return await json_schema_constraint_async(compiler, schema)
 
     def json_object_constraint(self) -> ConstraintFactory:
         from activities.llm.grammar import json_object_constraint

@@ -40,8 +40,14 @@ async def _tool_resources(
     body: AssistantCreate | AssistantUpdate, project: str, pool: Any, temporal: Any, settings: Settings
 ) -> dict[str, Any]:
     """tool_resources as stored: inline `vector_stores` and v1 `file_ids` become real vector stores."""
-    from api.vector_store_ops import create_store, create_store_from_spec, inline_store_specs
+    from api.vector_store_ops import (
+        check_tool_resources,
+        create_store,
+        create_store_from_spec,
+        inline_store_specs,
+    )
 
+    await check_tool_resources(pool, project, body.tool_resources)
     resources = tool_resources_object(body.tool_resources)
     store_ids = list(resources.get("file_search", {}).get("vector_store_ids", []))
     for spec in inline_store_specs(body.tool_resources):

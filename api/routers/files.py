@@ -9,7 +9,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
+from psycopg.types.json import Jsonb
 
+from api import limits
 from api.deps import AppSettings, Pool, Project
 from api.errors import APIError, bad_request, not_found
 from assistants.db import objects
@@ -63,9 +65,13 @@ async def upload_file(
     filename = PurePath((file.filename or "upload").replace("\\", "/")).name or "upload"
     file_id = new_file_id()
     storage = storage_for(settings)
+    left = await limits.stored_bytes_left(pool, settings, project)  # 429 when the quota is spent
+    cap = settings.max_file_bytes if left is None else min(settings.max_file_bytes, left)
     try:
-        size = await asyncio.to_thread(storage.put, project, file_id, file.file, settings.max_file_bytes)
+        size = await asyncio.to_thread(storage.put, project, file_id, file.file, cap)
     except FileTooLarge:
+        if cap < settings.max_file_bytes:
+            raise limits.storage_full(settings, project) from None
         raise too_large(settings.max_file_bytes) from None
     created = now()
     obj = {
@@ -81,7 +87,18 @@ async def upload_file(
         if expires_after_anchor == "created_at" and expires_after_seconds
         else None,
     }
-    return await objects.insert(pool, "files", project, obj, purpose=purpose)
+    try:
+        async with pool.connection() as conn, conn.transaction():
+            # Checked again under a per-project lock: concurrent uploads cannot overrun the quota.
+            await limits.reserve_stored_bytes(conn, settings, project, size)
+            await conn.execute(
+                "INSERT INTO files (id, project_id, purpose, created_at, data) VALUES (%s, %s, %s, %s, %s)",
+                (file_id, project, purpose, created, Jsonb(obj)),
+            )
+    except BaseException:
+        await asyncio.to_thread(storage.delete, project, file_id)
+        raise
+    return obj
 
 
 @router.get("")

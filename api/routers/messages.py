@@ -48,8 +48,9 @@ async def create_message(
     thread = await require_thread(pool, project, thread_id)
     await refuse_if_active_run(pool, thread_id)
     # --- files (issue 5): file_search attachments join the thread's vector store ---
-    from api.vector_store_ops import attach_files_to_thread, file_search_attachments
+    from api.vector_store_ops import attach_files_to_thread, check_attachments, file_search_attachments
 
+    await check_attachments(pool, project, [body])
     await attach_files_to_thread(pool, temporal, settings, project, thread, file_search_attachments([body]))
     # --- end files ---
     msg = message_object(new_id("msg"), thread_id, body)

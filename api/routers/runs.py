@@ -11,6 +11,7 @@ from temporalio.service import RPCError
 
 from api.deps import AppSettings, Listing, Pool, Project, Temporal
 from api.errors import APIError, bad_request, not_found
+from api.limits import check_active_runs
 from api.routers.messages import require_thread
 from api.routers.threads import create_thread_rows
 from api.run_settle import cancel_active_run
@@ -71,6 +72,7 @@ async def create_thread_and_run(
         thread_body = thread_body.model_copy(update={"tool_resources": body.tool_resources})
     if await objects.get(pool, "assistants", project, body.assistant_id) is None:
         raise not_found("assistant", body.assistant_id, "assistant_id")
+    await check_active_runs(pool, settings, project)  # before its thread is created
     # A stream starts with `thread.created`, logged under a position taken before the run's events.
     thread_seq = await reserve_seq(pool) if body.stream else None
     thread = await create_thread_rows(pool, project, thread_body, temporal, settings)

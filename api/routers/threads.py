@@ -36,12 +36,9 @@ async def create_thread_rows(
 
     attached = vs.file_search_attachments(body.messages or [])
     specs = vs.inline_store_specs(body.tool_resources)
-    if temporal is not None:
-        await vs.check_files(pool, project, attached, "messages.attachments")
-        for spec in specs:
-            await vs.check_files(
-                pool, project, spec.file_ids, "tool_resources.file_search.vector_stores.file_ids"
-            )
+    # Ids from another project (or none) are refused before anything is stored.
+    await vs.check_attachments(pool, project, body.messages or [], "messages.attachments")
+    await vs.check_tool_resources(pool, project, body.tool_resources)
     # --- end files ---
     thread = thread_object(new_id("thread"), body.tool_resources, body.metadata)
     async with pool.connection() as conn, conn.transaction():
@@ -92,6 +89,11 @@ async def modify_thread(thread_id: str, body: ThreadUpdate, project: Project, po
     if "metadata" in body.model_fields_set:
         fields["metadata"] = body.metadata or {}
     if "tool_resources" in body.model_fields_set:
+        from api.vector_store_ops import check_tool_resources
+
+        if await objects.get(pool, "threads", project, thread_id) is None:
+            raise not_found("thread", thread_id)
+        await check_tool_resources(pool, project, body.tool_resources)
         fields["tool_resources"] = tool_resources_object(body.tool_resources)
     obj = await objects.patch(pool, "threads", project, thread_id, fields)
     if obj is None:

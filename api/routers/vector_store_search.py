@@ -55,6 +55,8 @@ async def search_vector_store(
     queries = [body.query] if isinstance(body.query, str) else list(body.query)
     if not any(q.strip() for q in queries):
         raise bad_request("query must not be empty.", "query")
+    if any("\x00" in q for q in queries):  # Postgres text cannot hold NUL: the search would fail
+        raise bad_request("query must not contain NUL characters.", "query")
     if body.filters is not None:
         try:
             search_query(body.filters)

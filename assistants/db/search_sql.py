@@ -5,6 +5,9 @@ based, so a nonsense query would still score its best hit 1.0; the reported scor
 blends the normalised RRF (rrf / rrf_max, in [0,1]) with the chunk's absolute cosine similarity
 (clamped at 0): score = (rrf/rrf_max + max(cos, 0)) / 2. It stays in [0,1], ranks like RRF, and
 a `score_threshold` cuts results that neither matched the query's words nor its meaning.
+
+Chunks reference their vector_store.file (ON DELETE CASCADE, migration 0006), and the final select
+joins the live file rows besides, so a deleted file is never a search result.
 """
 
 from __future__ import annotations
@@ -100,8 +103,9 @@ fused AS (
 SELECT fused.*, ((rrf + sim) / 2)::float8 AS score, fi.data->>'filename' AS filename,
        coalesce(f.data->'attributes', '{{}}'::jsonb) AS attributes
 FROM fused
-LEFT JOIN files fi ON fi.id = fused.file_id
-LEFT JOIN vector_store_files f ON f.vector_store_id = fused.vector_store_id AND f.file_id = fused.file_id
+-- Inner joins: only chunks whose file and vector_store.file are live rows are ever returned.
+JOIN files fi ON fi.id = fused.file_id
+JOIN vector_store_files f ON f.vector_store_id = fused.vector_store_id AND f.file_id = fused.file_id
 WHERE (rrf + sim) / 2 >= %(threshold)s
 ORDER BY score DESC, fused.id
 LIMIT %(limit)s
