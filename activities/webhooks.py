@@ -13,7 +13,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from assistants.db.pool import Pool as DbPool
-from assistants.netguard import non_public_address
+from assistants.netguard import BlockedAddress, resolve_pinned
 from assistants.objects import now
 from assistants.payloads import DeliverWebhookInput, DeliverWebhookOutput, WebhookDeliveryFailed
 from assistants.settings import Settings
@@ -49,21 +49,24 @@ class WebhookActivities:
         body = event_body(row["data"])
         status: int | None = None
         error: str | None = None
-        blocked = None if self.allow_private else await non_public_address(httpx.URL(row["url"]).host)
-        if blocked is not None:
-            error = f"refused: {blocked} is not a public address (ASSISTANTS_WEBHOOK_ALLOW_PRIVATE)"
-            await self._record(inp, attempt, None, error)
-            raise ApplicationError(
-                f"webhook delivery to {inp.webhook_id} {error}", type="WebhookBlocked", non_retryable=True
-            )
         try:
-            resp = await self.http.post(
-                row["url"], content=body, headers=signed_headers(row["secret"], inp.event_id, body)
+            resp = await post_pinned(
+                self.http,
+                row["url"],
+                body,
+                signed_headers(row["secret"], inp.event_id, body),
+                self.allow_private,
             )
             status = resp.status_code
             if not 200 <= status < 300:
                 error = f"HTTP {status}: {resp.text[:_ERROR_CHARS]}"
-        except httpx.HTTPError as exc:
+        except BlockedAddress as blocked:
+            error = f"refused: {blocked.address} is not a public address (ASSISTANTS_WEBHOOK_ALLOW_PRIVATE)"
+            await self._record(inp, attempt, None, error)
+            raise ApplicationError(
+                f"webhook delivery to {inp.webhook_id} {error}", type="WebhookBlocked", non_retryable=True
+            ) from None
+        except (httpx.HTTPError, OSError) as exc:  # OSError: the name did not resolve
             error = f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
         await self._record(inp, attempt, status, error)
         if error is not None:
@@ -94,11 +97,29 @@ class WebhookActivities:
             )
 
 
+async def post_pinned(
+    http: httpx.AsyncClient, url: str, content: bytes, headers: dict[str, str], allow_private: bool = False
+) -> httpx.Response:
+    """POST to the address that passed the SSRF check (one DNS lookup), not to the name again: the
+    URL's host is replaced by that address, while the Host header and the TLS SNI / certificate
+    check keep the name."""
+    parsed = httpx.URL(url)
+    address = await resolve_pinned(parsed.host, allow_private)
+    return await http.post(
+        parsed.copy_with(host=address),
+        content=content,
+        headers={**headers, "Host": parsed.netloc.decode("ascii")},
+        extensions={"sni_hostname": parsed.raw_host.decode("ascii")},
+    )
+
+
 def make_http_client(settings: Settings) -> httpx.AsyncClient:
-    """No retries and no redirects of its own: Temporal retries, and a 3xx is not a delivery."""
+    """No retries and no redirects of its own: Temporal retries, and a 3xx is not a delivery.
+    Proxy variables are ignored (`trust_env=False`): a proxy would resolve the name itself."""
     return httpx.AsyncClient(
         timeout=settings.webhook_timeout_seconds,
         follow_redirects=False,
+        trust_env=False,
         transport=httpx.AsyncHTTPTransport(retries=0),
         headers={"user-agent": "assistants-webhooks/1"},
     )

@@ -25,7 +25,8 @@ GENERATE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=20),
-    maximum_attempts=6,
+    # Each worker crash costs an attempt; GENERATE_SCHEDULE_TO_CLOSE bounds them all in time.
+    maximum_attempts=20,
     non_retryable_error_types=["ModelNotFound", "InvalidRequest"],
 )
 
@@ -40,7 +41,7 @@ TOOLS_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
-    maximum_attempts=5,
+    maximum_attempts=20,  # bounded in time by TOOLS_SCHEDULE_TO_CLOSE
     non_retryable_error_types=["SandboxUnavailable", "InvalidRequest"],
 )
 

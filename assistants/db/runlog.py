@@ -112,12 +112,28 @@ async def end_unfinished(
     ).fetchall():
         events.append((f"thread.run.step.{step_status}", row["data"]))
     reason = "run_" + run_status if run_status in ("cancelled", "expired", "failed") else "max_tokens"
+    # A message ended mid-generation keeps the text its stream already delivered (the deltas of the
+    # attempt that was not discarded), so what a client streamed equals what the thread stores.
     for row in await (
         await conn.execute(
-            "UPDATE messages SET data = data || jsonb_build_object('status', 'incomplete', 'incomplete_at', %s::bigint,"
-            " 'incomplete_details', jsonb_build_object('reason', %s::text)) WHERE run_id = %s AND data->>'status' = 'in_progress'"
-            " RETURNING data",
-            (ts, reason, run_id),
+            """
+            UPDATE messages m SET data = m.data || jsonb_build_object(
+                'status', 'incomplete', 'incomplete_at', %(ts)s::bigint,
+                'incomplete_details', jsonb_build_object('reason', %(reason)s::text),
+                'content', CASE WHEN jsonb_array_length(coalesce(m.data->'content', '[]')) = 0 AND s.text <> ''
+                           THEN jsonb_build_array(jsonb_build_object('type', 'text', 'text',
+                                jsonb_build_object('value', s.text, 'annotations', '[]'::jsonb)))
+                           ELSE coalesce(m.data->'content', '[]') END)
+              FROM (SELECT mm.id, coalesce((
+                      SELECT string_agg(part->'text'->>'value', '' ORDER BY e.seq, part_no)
+                        FROM run_events e, jsonb_array_elements(e.data->'delta'->'content') WITH ORDINALITY AS p(part, part_no)
+                       WHERE e.run_id = %(run)s AND e.event = 'thread.message.delta' AND NOT e.discarded
+                         AND e.data->>'id' = mm.id AND part->>'type' = 'text'), '') AS text
+                      FROM messages mm WHERE mm.run_id = %(run)s AND mm.data->>'status' = 'in_progress') s
+             WHERE m.id = s.id
+            RETURNING m.data
+            """,
+            {"ts": ts, "reason": reason, "run": run_id},
         )
     ).fetchall():
         events.append(("thread.message.incomplete", row["data"]))
