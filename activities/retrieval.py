@@ -44,6 +44,15 @@ SEARCH_CANDIDATES = 100
 EMBED_BYTES_PER_DIM = 4
 
 
+HEARTBEAT_EVERY_S = 5.0
+
+
+async def _heartbeat_every(seconds: float, details: dict[str, int]) -> None:
+    while True:
+        activity.heartbeat(dict(details))
+        await asyncio.sleep(seconds)
+
+
 def vector_literal(v: np.ndarray) -> str:
     return "[" + ",".join(f"{x:.7g}" for x in v.tolist()) + "]"
 
@@ -122,16 +131,24 @@ class RetrievalActivities:
             raise ApplicationError(
                 "The file has no parsed text (it was deleted).", type="invalid_file", non_retryable=True
             )
-        chunks = await asyncio.to_thread(
-            self.embedder.chunk, row["text"], inp.max_chunk_size_tokens, inp.chunk_overlap_tokens
-        )
-        vectors: list[np.ndarray] = []
-        batch = self.embedder.batch_size
-        for i in range(0, len(chunks), batch):
-            activity.heartbeat({"embedded": i, "chunks": len(chunks)})
-            vectors.append(
-                await asyncio.to_thread(self.embedder.embed, [c.text for c in chunks[i : i + batch]])
+        progress = {"embedded": 0, "chunks": 0}
+        # Heartbeats on a clock, not per batch: a batch on a busy CPU can outlast the heartbeat
+        # timeout, while a dead worker must still be noticed within it.
+        beat = asyncio.create_task(_heartbeat_every(HEARTBEAT_EVERY_S, progress))
+        try:
+            chunks = await asyncio.to_thread(
+                self.embedder.chunk, row["text"], inp.max_chunk_size_tokens, inp.chunk_overlap_tokens
             )
+            progress["chunks"] = len(chunks)
+            vectors: list[np.ndarray] = []
+            batch = self.embedder.batch_size
+            for i in range(0, len(chunks), batch):
+                progress["embedded"] = i
+                vectors.append(
+                    await asyncio.to_thread(self.embedder.embed, [c.text for c in chunks[i : i + batch]])
+                )
+        finally:
+            beat.cancel()
         activity.heartbeat({"embedded": len(chunks), "chunks": len(chunks)})
         import numpy as np
 

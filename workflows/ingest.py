@@ -35,7 +35,8 @@ class IngestFileWorkflow:
                 RetrievalActivities.parse_file,
                 inp,
                 start_to_close_timeout=options.PARSE_TIMEOUT,
-                heartbeat_timeout=None,
+                # An activity option, not a new command: histories recorded without it replay.
+                heartbeat_timeout=options.PARSE_HEARTBEAT,
                 retry_policy=options.INGEST_RETRY,
             )
             self._stage = "embedding"

@@ -6,11 +6,14 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 
-# Parsing a large PDF takes a while; it has no natural heartbeat points, so it gets a long timeout.
+# Parsing runs in a child process (a time limit of its own, ASSISTANTS_PARSE_TIMEOUT_SECONDS) while
+# the activity heartbeats every few seconds: a killed worker is noticed within PARSE_HEARTBEAT
+# (with no heartbeat timeout, ingestion waited out the whole 30 minutes after a worker crash).
 PARSE_TIMEOUT = timedelta(minutes=30)
-# Embedding heartbeats after every batch; a killed worker is noticed within EMBED_HEARTBEAT.
+PARSE_HEARTBEAT = timedelta(seconds=30)
+# Embedding heartbeats every few seconds; a killed worker is noticed within EMBED_HEARTBEAT.
 EMBED_TIMEOUT = timedelta(hours=6)
-EMBED_HEARTBEAT = timedelta(minutes=2)
+EMBED_HEARTBEAT = timedelta(seconds=30)
 INGEST_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
