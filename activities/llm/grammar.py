@@ -168,17 +168,3 @@ def json_schema_constraint(
     text = schema if isinstance(schema, str) else json.dumps(schema)
     compiled = compiler.compile_json_schema(text, any_whitespace=False, strict_mode=True)
     return lambda: XGrammarConstraint(compiled)
-
-
-def json_object_constraint(compiler: xgrammar.GrammarCompiler) -> ConstraintFactory:
-    """Output must be a JSON value (`response_format={"type": "json_object"}`)."""
-    compiled = compiler.compile_builtin_json_grammar()
-    return lambda: XGrammarConstraint(compiled)
-
-
-def ebnf_constraint(
-    compiler: xgrammar.GrammarCompiler, ebnf: str, root_rule: str = "root"
-) -> ConstraintFactory:
-    """Output must match an EBNF grammar (xgrammar's GBNF dialect)."""
-    compiled = compiler.compile_grammar(ebnf, root_rule_name=root_rule)
-    return lambda: XGrammarConstraint(compiled)

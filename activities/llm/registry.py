@@ -117,11 +117,6 @@ class LoadedModel:
         compiler = await asyncio.to_thread(lambda: self.grammar_compiler)  # built once, ~1 s
         return await json_schema_constraint_async(compiler, schema)
 
-    def json_object_constraint(self) -> ConstraintFactory:
-        from activities.llm.grammar import json_object_constraint
-
-        return json_object_constraint(self.grammar_compiler)
-
 
 class ModelRegistry:
     def __init__(self, settings: Settings) -> None:
