@@ -9,10 +9,8 @@ import contextlib
 import datetime as dt
 import os
 import platform
-import shutil
 import signal
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +19,7 @@ RESULTS = ROOT / "bench" / "RESULTS.md"
 if str(ROOT) not in sys.path:  # `tests.stackutil` lives in the repo, not in the installed packages
     sys.path.insert(0, str(ROOT))
 
-from tests.stackutil import StackHandle, start_stack  # noqa: E402
+from tests.stackutil import StackHandle, own_stack  # noqa: E402
 
 
 def cpu_model() -> str:
@@ -58,21 +56,14 @@ def pct(values: list[float], q: float) -> float:
 def scratch_stack(prefix: str, env: dict[str, str] | None = None) -> Iterator[StackHandle]:
     """A fresh `assistants up` in a temp dir; 0755 because Postgres runs as an unprivileged user."""
     # `assistants up` runs in its own session: turn SIGTERM (run_all's timeout) into an exception
-    # so the `finally` below stops it instead of leaving a stack behind.
+    # so the stack is stopped and removed instead of left behind.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
-    data_dir.chmod(0o755)
-    stack = start_stack(data_dir, env=env, timeout=300)
-    try:
-        yield stack
-    except BaseException:
-        print(f"--- last lines of {stack.log_path}:\n{stack.log_tail(40)}", file=sys.stderr)
-        raise
-    finally:
+    with own_stack(prefix, env=env, timeout=300) as stack:
         try:
-            stack.stop()
-        finally:
-            shutil.rmtree(data_dir, ignore_errors=True)
+            yield stack
+        except BaseException:
+            print(f"--- last lines of {stack.log_path}:\n{stack.log_tail(40)}", file=sys.stderr)
+            raise
 
 
 def append_results(script: str, lines: list[str]) -> None:

@@ -4,16 +4,13 @@ SDK clients for two projects. Modules that kill or restart the whole stack start
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 
 import openai
 import pytest
 
-from tests.stackutil import StackHandle, start_stack
+from tests.stackutil import StackHandle, own_stack
 
 # The SDK marks the Assistants API deprecated; that is the API this server exists to serve.
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="openai")
@@ -22,18 +19,11 @@ warnings.filterwarnings("ignore", message=".*Assistants API is deprecated.*")
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[StackHandle]:
-    # Not tmp_path: it is 0700, and Postgres runs as an unprivileged user that must reach it.
-    data_dir = Path(tempfile.mkdtemp(prefix="assistants-e2e-"))
-    data_dir.chmod(0o755)
     # The shared stack serves every test's requests as one project: the per-project request rate
     # limit is off here (tests/test_quotas.py checks it on a stack of its own), so a fast machine
     # running the fuzzer (~2000 requests a minute here) never turns it into 429s.
-    handle = start_stack(data_dir, env={"ASSISTANTS_PROJECT_REQUESTS_PER_MINUTE": "0"})
-    try:
+    with own_stack("assistants-e2e-", env={"ASSISTANTS_PROJECT_REQUESTS_PER_MINUTE": "0"}) as handle:
         yield handle
-    finally:
-        handle.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,3 +160,17 @@ def start_stack(
                 os.killpg(proc.pid, signal.SIGKILL)
         raise
     return handle
+
+
+@contextlib.contextmanager
+def own_stack(prefix: str, env: dict[str, str] | None = None, timeout: float = 180) -> Iterator[StackHandle]:
+    """A fresh stack in a temp dir, stopped and removed at the end. Not pytest's tmp_path: it is
+    0700, and Postgres runs as an unprivileged user that must reach the data dir."""
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    data_dir.chmod(0o755)
+    handle = start_stack(data_dir, env=env, timeout=timeout)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import shutil
 import struct
 import tempfile
 import time
@@ -26,7 +25,7 @@ import pytest
 from activities.parsing import InvalidFile, ParseLimits
 from activities.parsing.isolated import parse_file
 from tests.file_samples import make_docx, make_pdf
-from tests.stackutil import StackHandle, start_stack
+from tests.stackutil import StackHandle, own_stack
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -131,20 +130,14 @@ def test_normal_files_parse_in_the_process() -> None:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[StackHandle]:
-    data_dir = Path(tempfile.mkdtemp(prefix="assistants-bombs-"))
-    data_dir.chmod(0o755)
-    handle = start_stack(
-        data_dir,
+    with own_stack(
+        "assistants-bombs-",
         env={
             "ASSISTANTS_PARSE_TIMEOUT_SECONDS": str(TIMEOUT_S),
             "ASSISTANTS_PARSE_MAX_CHARS": str(MAX_CHARS),
         },
-    )
-    try:
+    ) as handle:
         yield handle
-    finally:
-        handle.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

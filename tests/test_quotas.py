@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import openai
 import psycopg
 import pytest
 
-from tests.stackutil import ASSISTANTS, StackHandle, free_port, http_status, start_stack
+from tests.stackutil import ASSISTANTS, StackHandle, free_port, http_status, own_stack
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -50,14 +47,8 @@ FORCE = {"type": "function", "function": {"name": "get_weather"}}
 
 @pytest.fixture(scope="module")
 def quota_stack() -> Iterator[StackHandle]:
-    data_dir = Path(tempfile.mkdtemp(prefix="assistants-quotas-"))
-    data_dir.chmod(0o755)
-    handle = start_stack(data_dir, env=LIMITS)
-    try:
+    with own_stack("assistants-quotas-", env=LIMITS) as handle:
         yield handle
-    finally:
-        handle.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,9 @@ own Temporal, and a crash between inserting a run and starting its workflow mimi
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import openai
@@ -22,7 +19,7 @@ import pytest
 from psycopg.types.json import Jsonb
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from tests.stackutil import StackHandle, start_stack
+from tests.stackutil import StackHandle, own_stack
 
 pytestmark = pytest.mark.timeout(420)
 T = TypeVar("T")
@@ -51,20 +48,14 @@ FORCE: Any = {"type": "function", "function": {"name": "get_weather"}}
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[StackHandle]:
-    data_dir = Path(tempfile.mkdtemp(prefix="assistants-reconcile-"))
-    data_dir.chmod(0o755)
-    handle = start_stack(
-        data_dir,
+    with own_stack(
+        "assistants-reconcile-",
         env={
             "ASSISTANTS_RECONCILE_INTERVAL_SECONDS": "1",
             "ASSISTANTS_RECONCILE_GRACE_SECONDS": str(GRACE_SECONDS),
         },
-    )
-    try:
+    ) as handle:
         yield handle
-    finally:
-        handle.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

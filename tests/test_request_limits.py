@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import json
 import select
-import shutil
 import socket
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
-from tests.stackutil import StackHandle, start_stack
+from tests.stackutil import StackHandle, own_stack
 
 MAX_FILE_BYTES = 1024**2
 MAX_REQUEST_BYTES = 2 * 1024**2  # the default
@@ -33,14 +30,10 @@ SLACK = 24 * 1024**2
 
 @pytest.fixture(scope="module")
 def limited_stack() -> Iterator[StackHandle]:
-    data_dir = Path(tempfile.mkdtemp(prefix="assistants-bodylimits-"))
-    data_dir.chmod(0o755)
-    handle = start_stack(data_dir, env={"ASSISTANTS_MAX_FILE_BYTES": str(MAX_FILE_BYTES)})
-    try:
+    with own_stack(
+        "assistants-bodylimits-", env={"ASSISTANTS_MAX_FILE_BYTES": str(MAX_FILE_BYTES)}
+    ) as handle:
         yield handle
-    finally:
-        handle.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

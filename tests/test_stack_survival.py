@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -26,7 +25,7 @@ import pytest
 
 from stack.postgres import clear_stale_pid_file, running_postmaster
 from stack.processes import pid_alive
-from tests.stackutil import StackHandle, start_stack
+from tests.stackutil import StackHandle, own_stack
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -40,15 +39,8 @@ ENVELOPE_KEYS = {"message", "type", "param", "code"}
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[StackHandle]:
-    # Not tmp_path: it is 0700, and Postgres runs as an unprivileged user that must reach it.
-    data_dir = Path(tempfile.mkdtemp(prefix="assistants-survival-"))
-    data_dir.chmod(0o755)
-    handle = start_stack(data_dir)
-    try:
+    with own_stack("assistants-survival-") as handle:
         yield handle
-    finally:
-        handle.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +31,8 @@ from api.sse import run_events
 from api.sse_hub import RunEventHub
 from api.sse_view import ClientView, PartText, restore_view
 from assistants.db.pool import make_pool
-from tests.stackutil import StackHandle, start_stack
+from tests import stackutil
+from tests.stackutil import StackHandle
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -675,14 +674,8 @@ def test_stream_gives_up_when_the_database_stays_away(
 @pytest.fixture
 def own_stack() -> Iterator[StackHandle]:
     """A stack of its own: this test kills its Postgres."""
-    data_dir = Path(tempfile.mkdtemp(prefix="assistants-sse-pg-"))
-    data_dir.chmod(0o755)
-    handle = start_stack(data_dir)
-    try:
+    with stackutil.own_stack("assistants-sse-pg-") as handle:
         yield handle
-    finally:
-        handle.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def test_forced_function_stream_survives_postgres_killed_mid_stream(own_stack: StackHandle) -> None:
