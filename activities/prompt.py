@@ -104,7 +104,7 @@ async def thread_history(
     spent = 0
     before: int | None = None
     batch = _FIRST_BATCH
-    limit = last_messages if last_messages is not None else None
+    limit = last_messages
     async with pool.connection() as conn:
         while limit is None or len(newest_first) < limit:
             rows = await (

@@ -24,7 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from assistants.db.pool import Pool as DbPool
 from assistants.db.run_status import settle_gone_run
-from assistants.objects import now
+from assistants.objects import ACTIVE_RUN_SQL, now
 from assistants.payloads import ReconcileBatchInput, ReconcileBatchOutput
 from assistants.run_workflow_state import workflow_state
 from assistants.settings import Settings
@@ -34,9 +34,6 @@ log = logging.getLogger(__name__)
 
 # Describe calls in flight at once, per activity.
 DESCRIBE_CONCURRENCY = 16
-# The same predicate as the partial index runs_one_active_per_thread, written out so the planner
-# can use that (small) index instead of scanning the whole table.
-_ACTIVE_SQL = "status IN ('queued', 'in_progress', 'requires_action', 'cancelling')"
 
 
 class ReconcileActivities:
@@ -52,7 +49,7 @@ class ReconcileActivities:
         async with self.pool.connection() as conn:
             rows = await (
                 await conn.execute(
-                    f"SELECT seq, id, project_id, status FROM runs WHERE {_ACTIVE_SQL}"
+                    f"SELECT seq, id, project_id, status FROM runs WHERE {ACTIVE_RUN_SQL}"
                     " AND created_at <= %s AND seq > %s ORDER BY seq LIMIT %s",
                     (now() - self.settings.reconcile_grace_seconds, inp.after_seq, limit),
                 )

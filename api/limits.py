@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from api.errors import envelope
 from assistants.db.pool import Pool as DbPool
+from assistants.objects import ACTIVE_RUN_SQL
 from assistants.settings import Settings
 
 # Waiting does not free a run slot at a known time: this is a hint, not a promise.
@@ -31,10 +32,7 @@ ON CONFLICT (project_id) DO UPDATE SET
     window_start = EXCLUDED.window_start
 RETURNING requests, window_start + 60 - extract(epoch FROM clock_timestamp())::float8 AS reset_seconds
 """
-_ACTIVE_RUNS = """
-SELECT count(*) AS n FROM runs
-WHERE project_id = %s AND status IN ('queued', 'in_progress', 'requires_action', 'cancelling')
-"""
+_ACTIVE_RUNS = f"SELECT count(*) AS n FROM runs WHERE project_id = %s AND {ACTIVE_RUN_SQL}"
 _STORED_BYTES = "SELECT coalesce(sum((data->>'bytes')::bigint), 0) AS n FROM files WHERE project_id = %s"
 # Serialises check-then-insert per project and resource across replicas (held to commit).
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"

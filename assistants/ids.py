@@ -22,6 +22,11 @@ def new_file_id() -> str:
     return "file-" + new_id("f")[2:]  # OpenAI spells file ids with a hyphen
 
 
+def derived_file_id(*parts: object) -> str:
+    """A File id derived from `parts` (a retried activity gets the same one), hyphen spelled."""
+    return "file-" + derived_id("f", *parts)[2:]
+
+
 def derived_id(prefix: str, *parts: object) -> str:
     digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
     num = int.from_bytes(digest, "big")

@@ -14,6 +14,9 @@ from typing import Any
 from assistants.schemas import MessageCreate
 
 ACTIVE_RUN_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
+# The same predicate as the partial indexes on active runs (runs_one_active_per_thread,
+# runs_project_active), written out literally so the planner can use them.
+ACTIVE_RUN_SQL = "status IN (" + ", ".join(f"'{s}'" for s in ACTIVE_RUN_STATUSES) + ")"
 TERMINAL_RUN_STATUSES = ("completed", "incomplete", "failed", "cancelled", "expired")
 
 

@@ -14,7 +14,7 @@ from api.run_settle import cancel_active_run
 from assistants.db import objects
 from assistants.db.pool import Pool as DbPool
 from assistants.ids import new_id
-from assistants.objects import message_object, thread_object, tool_resources_object
+from assistants.objects import ACTIVE_RUN_SQL, message_object, thread_object, tool_resources_object
 from assistants.schemas import ThreadCreate, ThreadUpdate
 from assistants.settings import Settings
 
@@ -111,8 +111,7 @@ async def delete_thread(
     async with pool.connection() as conn:
         active = await (
             await conn.execute(
-                "SELECT id FROM runs WHERE thread_id = %s AND project_id = %s"
-                " AND status IN ('queued', 'in_progress', 'requires_action', 'cancelling')",
+                f"SELECT id FROM runs WHERE thread_id = %s AND project_id = %s AND {ACTIVE_RUN_SQL}",
                 (thread_id, project),
             )
         ).fetchall()
