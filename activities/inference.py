@@ -24,6 +24,7 @@ import jsonschema
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeating
 from activities.llm import grammar, toolcalls
 from activities.prompt import load_turn_context
 from activities.turn_record import record_turn, recorded_turn
@@ -108,34 +109,32 @@ class InferenceActivities:
         model = await asyncio.to_thread(self.registry.get, inp.model)
         if attempt > 1:
             await MessageStream.discard_earlier_attempts(self.pool, inp, attempt)
-        beat = asyncio.create_task(self._heartbeat())
-        try:
-            if not inp.by_reference:  # a run started before history-by-reference
-                return await self._generate(model, inp, attempt)
-            async with self.pool.connection() as conn:
-                run = await load_run(conn, inp.run_id, inp.project_id)
-            if run is None:
-                raise ApplicationError(
-                    f"run {inp.run_id} not found", type="InvalidRequest", non_retryable=True
+        async with heartbeating(HEARTBEAT_EVERY_S):
+            try:
+                if not inp.by_reference:  # a run started before history-by-reference
+                    return await self._generate(model, inp, attempt)
+                async with self.pool.connection() as conn:
+                    run = await load_run(conn, inp.run_id, inp.project_id)
+                if run is None:
+                    raise ApplicationError(
+                        f"run {inp.run_id} not found", type="InvalidRequest", non_retryable=True
+                    )
+                ctx = await load_turn_context(
+                    self.pool, run, inp.project_id, inp.turn, self.settings.max_context_tokens
                 )
-            ctx = await load_turn_context(
-                self.pool, run, inp.project_id, inp.turn, self.settings.max_context_tokens
-            )
-            full = dataclasses.replace(
-                inp,
-                messages=ctx.messages,
-                tools=ctx.tools,
-                tool_choice=ctx.tool_choice,
-                response_format=ctx.response_format,
-                truncation=ctx.truncation,
-                last_messages=ctx.last_messages,
-            )
-            out = await self._generate(model, full, attempt)
-            return await record_turn(self.pool, inp, out)
-        except grammar.GrammarCompileTimeout as exc:  # the same schema would time out again
-            raise ApplicationError(str(exc), type="InvalidRequest", non_retryable=True) from None
-        finally:
-            beat.cancel()
+                full = dataclasses.replace(
+                    inp,
+                    messages=ctx.messages,
+                    tools=ctx.tools,
+                    tool_choice=ctx.tool_choice,
+                    response_format=ctx.response_format,
+                    truncation=ctx.truncation,
+                    last_messages=ctx.last_messages,
+                )
+                out = await self._generate(model, full, attempt)
+                return await record_turn(self.pool, inp, out)
+            except grammar.GrammarCompileTimeout as exc:  # the same schema would time out again
+                raise ApplicationError(str(exc), type="InvalidRequest", non_retryable=True) from None
 
     async def _generate(self, model: Any, inp: GenerateInput, attempt: int) -> GenerateOutput:
         specs = toolcalls.function_specs(inp.tools) if inp.tool_choice != "none" else []
@@ -388,8 +387,3 @@ class InferenceActivities:
                 non_retryable=True,
             ) from None
         return res.text, res.completion_tokens
-
-    async def _heartbeat(self) -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(HEARTBEAT_EVERY_S)

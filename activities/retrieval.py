@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeating
 from activities.parsing import InvalidFile, ParseLimits, UnsupportedFile
 from activities.parsing.isolated import parse_file as parse_isolated
 from assistants.db.pool import Pool as DbPool
@@ -45,12 +46,6 @@ EMBED_BYTES_PER_DIM = 4
 
 
 HEARTBEAT_EVERY_S = 5.0
-
-
-async def _heartbeat_every(seconds: float, details: dict[str, int]) -> None:
-    while True:
-        activity.heartbeat(dict(details))
-        await asyncio.sleep(seconds)
 
 
 def vector_literal(v: np.ndarray) -> str:
@@ -134,8 +129,7 @@ class RetrievalActivities:
         progress = {"embedded": 0, "chunks": 0}
         # Heartbeats on a clock, not per batch: a batch on a busy CPU can outlast the heartbeat
         # timeout, while a dead worker must still be noticed within it.
-        beat = asyncio.create_task(_heartbeat_every(HEARTBEAT_EVERY_S, progress))
-        try:
+        async with heartbeating(HEARTBEAT_EVERY_S, progress):
             chunks = await asyncio.to_thread(
                 self.embedder.chunk, row["text"], inp.max_chunk_size_tokens, inp.chunk_overlap_tokens
             )
@@ -147,8 +141,6 @@ class RetrievalActivities:
                 vectors.append(
                     await asyncio.to_thread(self.embedder.embed, [c.text for c in chunks[i : i + batch]])
                 )
-        finally:
-            beat.cancel()
         activity.heartbeat({"embedded": len(chunks), "chunks": len(chunks)})
         import numpy as np
 

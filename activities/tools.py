@@ -24,17 +24,19 @@ from psycopg.types.json import Jsonb
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeating
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_events
 from assistants.file_search import file_search_step_details, file_search_tool_output, ranking_options
 from assistants.files_store import FilesStore
-from assistants.ids import derived_id
+from assistants.ids import derived_file_id
 from assistants.objects import now
 from assistants.payloads import BuiltinToolsInput, BuiltinToolsOutput, FileSearchInput, ToolCall
 from assistants.settings import Settings
 
 log = logging.getLogger(__name__)
 
+HEARTBEAT_EVERY_S = 2.0
 MODEL_OUTPUT_CHARS = 2000  # what the model reads back from a tool (small context windows)
 SEARCH_RESULTS = 5
 # How both sandboxes report a cell cut at the time limit (the error line the logs end with).
@@ -43,7 +45,7 @@ TIMED_OUT = "TimeoutError: Execution exceeded the time limit"
 
 def output_file_id(run_id: str, call_id: str, key: str | int) -> str:
     """The id of a File a code call produced: its path, or an image's index among the results."""
-    return "file-" + derived_id("f", run_id, call_id, key)[2:]  # OpenAI spells file ids with a hyphen
+    return derived_file_id(run_id, call_id, key)
 
 
 def _args(call: ToolCall) -> dict[str, Any]:
@@ -67,8 +69,7 @@ class ToolActivities:
 
     @activity.defn(name="run_builtin_tools")
     async def run_builtin_tools(self, inp: BuiltinToolsInput) -> BuiltinToolsOutput:
-        beat = asyncio.create_task(self._heartbeat())
-        try:
+        async with heartbeating(HEARTBEAT_EVERY_S):
             for call in inp.calls:
                 if call.type not in ("file_search", "code_interpreter"):
                     raise ApplicationError(
@@ -92,8 +93,6 @@ class ToolActivities:
                 outputs[call.id] = done[1]
             await self._record(inp, details)
             return BuiltinToolsOutput() if inp.by_reference else BuiltinToolsOutput(outputs=outputs)
-        finally:
-            beat.cancel()
 
     async def _recorded(self, call_ids: list[str]) -> dict[str, tuple[dict[str, Any], str]]:
         async with self.pool.connection() as conn:
@@ -134,11 +133,6 @@ class ToolActivities:
         if row is not None:
             return detail, text
         return (await self._recorded([call.id]))[call.id]
-
-    async def _heartbeat(self) -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(2)
 
     async def _record(self, inp: BuiltinToolsInput, details: list[dict[str, Any]]) -> None:
         async with self.pool.connection() as conn, conn.transaction():
