@@ -486,18 +486,8 @@ get_weather = {
 
 def test_forced_function_call_streams_to_requires_action_then_submit_continues(client: openai.OpenAI) -> None:
     helper = client.beta.assistants.create(model=MODEL, instructions="Use tools.", tools=[get_weather])  # type: ignore[list-item]
-    thread = _thread(client, "What's the weather in Paris?")
-    handler = Recorder()
-    with client.beta.threads.runs.stream(
-        thread_id=thread.id,
-        assistant_id=helper.id,
-        event_handler=handler,
-        temperature=0,
-        max_completion_tokens=48,
-        tool_choice={"type": "function", "function": {"name": "get_weather"}},
-    ) as stream:
-        stream.until_done()
-        run = stream.get_final_run()
+    handler, run = _forced_stream(client, helper.id)
+    thread_id = run.thread_id
     assert handler.events[-1] == "thread.run.requires_action" and run.status == "requires_action"
     assert "thread.run.step.delta" in handler.events
     calls = run.required_action.submit_tool_outputs.tool_calls  # type: ignore[union-attr]
@@ -505,7 +495,7 @@ def test_forced_function_call_streams_to_requires_action_then_submit_continues(c
     assert "".join(handler.tool_call_deltas) == calls[0].function.arguments
     after = Recorder()
     with client.beta.threads.runs.submit_tool_outputs_stream(
-        thread_id=thread.id,
+        thread_id=thread_id,
         run_id=run.id,
         event_handler=after,
         tool_outputs=[{"tool_call_id": calls[0].id, "output": "18C and sunny"}],
@@ -520,7 +510,7 @@ def test_forced_function_call_streams_to_requires_action_then_submit_continues(c
     assert after.events[-1] == "thread.run.completed" and final.status == "completed", (
         final.incomplete_details
     )
-    assert "".join(after.deltas) == _stored_text(client, thread.id)
+    assert "".join(after.deltas) == _stored_text(client, thread_id)
 
 
 def test_events_of_an_unknown_run_are_a_404_envelope(client: openai.OpenAI) -> None:
@@ -538,9 +528,12 @@ def test_events_of_an_unknown_run_are_a_404_envelope(client: openai.OpenAI) -> N
 # lost, a pool that could not hand out a connection in time on a busy machine) ended the stream.
 
 
-def _forced_stream(client: openai.OpenAI, assistant_id: str) -> tuple[Recorder, Any]:
+def _forced_stream(
+    client: openai.OpenAI, assistant_id: str, handler: Recorder | None = None
+) -> tuple[Recorder, Any]:
+    """A new thread asking for the weather, streamed with get_weather forced; the run as it ends."""
     thread = _thread(client, "What's the weather in Paris?")
-    handler = Recorder()
+    handler = handler or Recorder()
     with client.beta.threads.runs.stream(
         thread_id=thread.id,
         assistant_id=assistant_id,
@@ -685,7 +678,6 @@ def test_forced_function_stream_survives_postgres_killed_mid_stream(own_stack: S
         base_url=own_stack.base_url, api_key=own_stack.create_key("default"), max_retries=0, timeout=300
     )
     helper = client.beta.assistants.create(model=MODEL, instructions="Use tools.", tools=[get_weather])  # type: ignore[list-item]
-    thread = _thread(client, "What's the weather in Paris?")
     killed: list[int] = []
 
     class KillPostgres(Recorder):
@@ -696,16 +688,6 @@ def test_forced_function_stream_survives_postgres_killed_mid_stream(own_stack: S
                 killed.append(own_stack.pids()["postgres"])
                 os.kill(killed[0], signal.SIGKILL)
 
-    handler = KillPostgres()
-    with client.beta.threads.runs.stream(
-        thread_id=thread.id,
-        assistant_id=helper.id,
-        event_handler=handler,
-        temperature=0,
-        max_completion_tokens=48,
-        tool_choice={"type": "function", "function": {"name": "get_weather"}},
-    ) as stream:
-        stream.until_done()
-        run = stream.get_final_run()
+    handler, run = _forced_stream(client, helper.id, KillPostgres())
     assert killed and own_stack.pids()["postgres"] != killed[0], "postgres was killed and restarted"
     _assert_forced_call_streamed(handler, run)

@@ -37,16 +37,7 @@ def _retrieval_activities(pool, settings: Settings):  # type: ignore[no-untyped-
     from assistants.storage import make_storage
 
     embedder = shared_embedder(settings.embedding_model, settings.embedding_batch_size)
-    limits = ParseLimits(
-        timeout_seconds=settings.parse_timeout_seconds,
-        memory_bytes=settings.parse_memory_bytes,
-        cpu_seconds=settings.parse_cpu_seconds,
-        max_chars=settings.parse_max_chars,
-        max_unzipped_bytes=settings.parse_max_unzipped_bytes,
-        max_zip_ratio=settings.parse_max_zip_ratio,
-        max_zip_members=settings.parse_max_zip_members,
-    )
-    return RetrievalActivities(pool, make_storage(settings), embedder, limits)
+    return RetrievalActivities(pool, make_storage(settings), embedder, ParseLimits.from_settings(settings))
 
 
 def _tool_activities(pool, settings: Settings, retrieval):  # type: ignore[no-untyped-def]

@@ -10,8 +10,12 @@ from __future__ import annotations
 import io
 import zipfile
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from activities.parsing.errors import InvalidFile
+
+if TYPE_CHECKING:  # not at run time: the parser child process imports this module
+    from assistants.settings import Settings
 
 # A member this small may compress as well as it likes (a run of identical table cells).
 _RATIO_FLOOR_BYTES = 1024 * 1024
@@ -26,6 +30,18 @@ class ParseLimits:
     max_unzipped_bytes: int = 512 * 1024**2  # declared uncompressed size of all zip members together
     max_zip_ratio: int = 200  # uncompressed/compressed size of any member over 1 MiB
     max_zip_members: int = 10_000
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> ParseLimits:
+        return cls(
+            timeout_seconds=s.parse_timeout_seconds,
+            memory_bytes=s.parse_memory_bytes,
+            cpu_seconds=s.parse_cpu_seconds,
+            max_chars=s.parse_max_chars,
+            max_unzipped_bytes=s.parse_max_unzipped_bytes,
+            max_zip_ratio=s.parse_max_zip_ratio,
+            max_zip_members=s.parse_max_zip_members,
+        )
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
