@@ -175,11 +175,17 @@ async def run_tool_turns(pool: DbPool, run_id: str, turn: int, output_chars: int
     return out
 
 
+def truncation_of(run: dict[str, Any]) -> tuple[str, int | None]:
+    """The run's `truncation_strategy`: its type ("auto" or "last_messages") and N for the latter."""
+    strategy = run.get("truncation_strategy") or {"type": "auto"}
+    last = strategy.get("last_messages") if strategy.get("type") == "last_messages" else None
+    return strategy.get("type", "auto"), last
+
+
 async def load_turn_context(
     pool: DbPool, run: dict[str, Any], project_id: str, turn: int, context_tokens: int
 ) -> TurnContext:
-    strategy = run.get("truncation_strategy") or {"type": "auto"}
-    last = strategy.get("last_messages") if strategy.get("type") == "last_messages" else None
+    truncation, last = truncation_of(run)
     if run.get("max_prompt_tokens"):
         context_tokens = min(context_tokens, int(run["max_prompt_tokens"]))
     messages: list[ChatMessage] = []
@@ -195,6 +201,6 @@ async def load_turn_context(
         tools=run.get("tools") or [],
         tool_choice=(run.get("tool_choice") or "auto") if turn == 0 else "auto",
         response_format=run.get("response_format") or "auto",
-        truncation=strategy.get("type", "auto"),
+        truncation=truncation,
         last_messages=last,
     )

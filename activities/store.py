@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.prompt import system_prompt, text_of
+from activities.prompt import system_prompt, text_of, truncation_of
 from activities.tool_call_objects import tool_call_object
 from activities.turn_record import finish_turn_rows
 from assistants.db import run_status
@@ -91,13 +91,10 @@ class StoreActivities:
         if system:
             messages.append(ChatMessage(role="system", content=system))
         history = [ChatMessage(role=r["data"]["role"], content=text_of(r["data"])) for r in rows]
-        strategy = run.get("truncation_strategy") or {"type": "auto"}
-        last = strategy.get("last_messages") if strategy.get("type") == "last_messages" else None
+        truncation, last = truncation_of(run)
         if last is not None:
             history = history[-last:]
-        return Prompt(
-            messages=messages + history, truncation=strategy.get("type", "auto"), last_messages=last
-        )
+        return Prompt(messages=messages + history, truncation=truncation, last_messages=last)
 
     @activity.defn(name="complete_step")
     async def complete_step(self, res: StepResult) -> None:
