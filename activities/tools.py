@@ -41,11 +41,28 @@ MODEL_OUTPUT_CHARS = 2000  # what the model reads back from a tool (small contex
 SEARCH_RESULTS = 5
 # How both sandboxes report a cell cut at the time limit (the error line the logs end with).
 TIMED_OUT = "TimeoutError: Execution exceeded the time limit"
+# How a cell that killed its sandbox (a resource limit) is reported; like TIMED_OUT, never replayed.
+SANDBOX_DIED = "SandboxDied"
 
 
 def output_file_id(run_id: str, call_id: str, key: str | int) -> str:
     """The id of a File a code call produced: its path, or an image's index among the results."""
     return derived_file_id(run_id, call_id, key)
+
+
+def returned_files(changed: list[Any], count: int, total: int) -> tuple[list[Any], list[str]]:
+    """The changed files (`FileInfo`s, in path order) that become Files: at most `count` of them and
+    `total` bytes together; and the paths of the rest."""
+    kept: list[Any] = []
+    skipped: list[str] = []
+    size = 0
+    for f in sorted(changed, key=lambda f: f.path):
+        if len(kept) < count and size + f.size <= total:
+            kept.append(f)
+            size += f.size
+        else:
+            skipped.append(f.path)
+    return kept, skipped
 
 
 def _args(call: ToolCall) -> dict[str, Any]:
@@ -240,14 +257,23 @@ class ToolActivities:
         for r in rows[start:]:
             ci = r["ci"] or {}
             logs = "".join(o.get("logs", "") for o in ci.get("outputs") or [] if o.get("type") == "logs")
-            if ci.get("input") and TIMED_OUT not in logs:
+            if ci.get("input") and TIMED_OUT not in logs and f"{SANDBOX_DIED}: " not in logs:
                 cells.append(ci["input"])
         return cells
 
     async def _code(
         self, inp: BuiltinToolsInput, call: ToolCall, drop_kernel: bool = False
     ) -> tuple[dict[str, Any], str]:
-        from activities.sandbox.base import SandboxUnavailable
+        from activities.sandbox.base import (
+            Execution,
+            ExecutionError,
+            FileInfo,
+            SandboxDead,
+            SandboxUnavailable,
+        )
+        from activities.sandbox.limits import SandboxLimits
+
+        limits = SandboxLimits.from_settings(self.settings)
 
         code = str(_args(call).get("code") or "")
         if self.sessions is None:
@@ -268,14 +294,29 @@ class ToolActivities:
                 await self.sessions.close(inp.thread_id)
             async with self.sessions.use(inp.thread_id, restore, replay) as sandbox:
                 before = {f.path: (f.size, f.mtime) for f in await sandbox.list_files()}
-                execution = await sandbox.run_code(code)
-                written = [f for f in await sandbox.list_files() if before.get(f.path) != (f.size, f.mtime)]
-                files = [(f.path, await sandbox.read_file(f.path)) for f in written]
+                written: list[FileInfo] = []
+                try:
+                    execution = await sandbox.run_code(code)
+                    written = [
+                        f for f in await sandbox.list_files() if before.get(f.path) != (f.size, f.mtime)
+                    ]
+                except SandboxDead as exc:
+                    # A resource limit ended the kernel: report it (the next call starts a new
+                    # sandbox, rebuilt without this cell) rather than retry the cell into it again.
+                    msg = f"{exc}. The sandbox was restarted: its variables are gone."
+                    execution = Execution(error=ExecutionError(SANDBOX_DIED, msg))
+                kept, skipped = returned_files(written, limits.returned_files, limits.returned_bytes)
+                opened = [(f.path, await sandbox.open_file(f.path)) for f in kept]
         except SandboxUnavailable as exc:
             raise ApplicationError(
                 f"code_interpreter is unavailable: {exc}", type="SandboxUnavailable", non_retryable=True
             ) from None
         logs = execution.stdout + execution.stderr
+        if skipped:
+            logs += (
+                f"[{len(skipped)} changed files not returned: over the limit of {limits.returned_files}"
+                f" files or {limits.returned_bytes} bytes per execution: {', '.join(skipped[:5])}]\n"
+            )
         # A cell's value (`6 * 7`) shows in the logs, as in a notebook and in OpenAI's tool.
         for r in execution.results:
             if r.is_main_result and r.text and not r.png:
@@ -295,13 +336,14 @@ class ToolActivities:
             )
             outputs.append({"type": "image", "image": {"file_id": file_id}})
             produced.append({"kind": "image", "file_id": file_id})
-        for path, data in files:
-            file_id = await self.files.put(
-                inp.project_id,
-                path.rsplit("/", 1)[-1],
-                data,
-                file_id=output_file_id(inp.run_id, call.id, path),
-            )
+        for path, src in opened:
+            with src:  # streamed from the sandbox to storage, never read whole
+                file_id = await self.files.put(
+                    inp.project_id,
+                    path.rsplit("/", 1)[-1],
+                    src,
+                    file_id=output_file_id(inp.run_id, call.id, path),
+                )
             produced.append(
                 {
                     "kind": "file",

@@ -13,11 +13,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from assistants.db.pool import Pool as DbPool
+from assistants.keyring import Keyring
 from assistants.netguard import BlockedAddress, resolve_pinned
 from assistants.objects import now
 from assistants.payloads import DeliverWebhookInput, DeliverWebhookOutput, WebhookDeliveryFailed
 from assistants.settings import Settings
-from assistants.webhooks import signed_headers
+from assistants.webhooks import open_secret, signed_headers
 
 log = logging.getLogger(__name__)
 _ERROR_CHARS = 500
@@ -29,8 +30,15 @@ def event_body(event: dict) -> bytes:  # type: ignore[type-arg]
 
 
 class WebhookActivities:
-    def __init__(self, pool: DbPool, http: httpx.AsyncClient, allow_private: bool = False) -> None:
+    def __init__(
+        self,
+        pool: DbPool,
+        http: httpx.AsyncClient,
+        allow_private: bool = False,
+        keyring: Keyring | None = None,
+    ) -> None:
         self.pool, self.http = pool, http
+        self.keyring = keyring  # opens the sealed signing secrets (assistants/webhooks.py)
         self.allow_private = allow_private  # see assistants.netguard
 
     @activity.defn(name="deliver_webhook")
@@ -54,7 +62,7 @@ class WebhookActivities:
                 self.http,
                 row["url"],
                 body,
-                signed_headers(row["secret"], inp.event_id, body),
+                signed_headers(open_secret(self.keyring, inp.webhook_id, row["secret"]), inp.event_id, body),
                 self.allow_private,
             )
             status = resp.status_code

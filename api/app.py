@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from api import codec_server
 from api.errors import install_error_handlers
 from api.limits import install_handlers as install_limit_handlers
 from api.limits_body import BodyLimitMiddleware
@@ -34,7 +35,9 @@ from api.routers import (
 )
 from assistants.db.migrate import apply_migrations
 from assistants.db.pool import open_pool
+from assistants.keyring import load_keyring
 from assistants.settings import Settings, get_settings
+from assistants.temporal_client import connect_temporal
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ async def _connect_temporal(settings: Settings) -> Client:
     last: Exception | None = None
     for _ in range(60):
         try:
-            return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+            return await connect_temporal(settings)
         except Exception as exc:  # noqa: BLE001 - the server may still be starting
             last = exc
             await asyncio.sleep(1)
@@ -62,7 +65,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.to_thread(apply_migrations, settings.database_url)
         app.state.settings = settings
         app.state.pool = await open_pool(settings.database_url, max_size=20)
+        app.state.keyring = load_keyring(settings)
         app.state.temporal = await _connect_temporal(settings)
+        sealed = await webhooks.seal_stored_secrets(app.state.pool, app.state.keyring)
+        if sealed:
+            log.info("sealed %d webhook secrets stored in plaintext", sealed)
         try:
             yield
         finally:
@@ -94,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         vector_store_search.router,
         playground.router,
         webhooks.router,
+        codec_server.router,
     ):  # files, vector_stores: issue 5
         app.include_router(router)
     return app

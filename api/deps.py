@@ -12,6 +12,7 @@ from temporalio.client import Client
 from api.errors import APIError
 from api.limits import RequestWindow, count_request
 from assistants.db.pool import Pool as DbPool
+from assistants.keyring import Keyring
 from assistants.keys import hash_key
 from assistants.settings import Settings
 
@@ -26,6 +27,11 @@ def get_temporal(request: Request) -> Client:
 
 def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
+
+
+def get_keyring(request: Request) -> Keyring | None:
+    """The keys that seal secrets at rest (assistants/keyring.py); None when none is configured."""
+    return request.app.state.keyring
 
 
 # Where the caller's project is kept once found: the body-limit middleware (api/limits_body.py)
@@ -80,6 +86,7 @@ Project = Annotated[str, Depends(get_project)]
 Pool = Annotated[DbPool, Depends(get_pool)]
 Temporal = Annotated[Client, Depends(get_temporal)]
 AppSettings = Annotated[Settings, Depends(get_settings_dep)]
+Secrets = Annotated[Keyring | None, Depends(get_keyring)]
 
 
 class ListParams:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from typing import BinaryIO
 
 from psycopg.types.json import Jsonb
 
@@ -44,18 +45,23 @@ class FilesStore:
         self,
         project_id: str,
         filename: str,
-        data: bytes,
+        data: bytes | BinaryIO,
         purpose: str = "assistants_output",
         file_id: str | None = None,
     ) -> str:
-        """Store `data` as a new File. With a given (derived) `file_id` the put is idempotent: a
-        File that exists already is kept as it is, and a repeated storage write is harmless."""
+        """Store `data` (bytes, or a stream read in chunks) as a new File. With a given (derived)
+        `file_id` the put is idempotent: a File that exists already is kept as it is, and a
+        repeated storage write is harmless."""
         if file_id is None:
             file_id = new_file_id()
         elif await self._exists(file_id):
             return file_id
         size = await asyncio.to_thread(
-            self.storage.put, project_id, file_id, io.BytesIO(data), self.max_bytes
+            self.storage.put,
+            project_id,
+            file_id,
+            io.BytesIO(data) if isinstance(data, bytes) else data,
+            self.max_bytes,
         )
         obj = {
             "id": file_id,

@@ -10,7 +10,7 @@ import functools
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RUNS_TASK_QUEUE = "assistants-runs"
@@ -81,9 +81,16 @@ class Settings(BaseSettings):
 
     # --- Code-interpreter sandbox (activities/sandbox; owner: sandbox) -------------------------
     # Local backend limits, per sandbox. Env: ASSISTANTS_SANDBOX_<NAME>.
-    sandbox_memory_bytes: int = 4 * 1024**3  # RLIMIT_AS (address space) of each sandbox process
+    # Memory of the whole sandbox (its cgroup, tmpfs files included), and each process's RLIMIT_AS.
+    sandbox_memory_bytes: int = 4 * 1024**3
     sandbox_cpu_seconds: int = 3600  # RLIMIT_CPU of each sandbox process, over its lifetime
-    sandbox_processes: int = 64  # RLIMIT_NPROC (processes + threads) of the sandbox uid
+    sandbox_processes: int = 64  # processes + threads of one sandbox (cgroup pids.max)
+    sandbox_cpus: float = 1.0  # CPUs one sandbox may use at once (cgroup cpu.max)
+    sandbox_disk_bytes: int = 1024**3  # size of a sandbox's /mnt/data (a tmpfs where mountable)
+    sandbox_disk_files: int = 10_000  # files + folders its /mnt/data may hold
+    sandbox_returned_files: int = 32  # changed files of one execution returned as Files, at most
+    sandbox_returned_bytes: int = 256 * 1024**2  # their total bytes, at most
+    sandbox_max_sessions: int = 32  # live sandboxes per worker; the least recently used idle one is evicted
     sandbox_file_size_bytes: int = 256 * 1024**2  # RLIMIT_FSIZE: largest file it can write
     sandbox_tmp_bytes: int = 256 * 1024**2  # size of its private /tmp (tmpfs, counts as RAM)
     sandbox_timeout_seconds: float = 120.0  # wall clock per execution: interrupt, then kill
@@ -138,6 +145,17 @@ class Settings(BaseSettings):
 
     # --- end webhooks --------------------------------------------------------------------------
 
+    # --- Secrets at rest (assistants/keyring.py; issue 12) ------------------------------------
+    # AES-256-GCM key (base64 of 32 bytes) for Temporal payloads and webhook signing secrets.
+    # Unset: the data dir's `payload.key`, which `assistants up` creates; required in production.
+    payload_key: SecretStr | None = None
+    # Retired keys, comma separated: they still decrypt what they encrypted, never encrypt.
+    payload_old_keys: str = ""
+    # Bearer credential of the codec endpoint (/codec) the Temporal UI decodes payloads with.
+    # Unset: the data dir's `operator.token`, which `assistants up` creates; no token = always 401.
+    operator_token: SecretStr | None = None
+    # --- end secrets at rest -------------------------------------------------------------------
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.env == "production":
@@ -149,6 +167,11 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError(
                     f"ASSISTANTS_ENV=production needs {', '.join(missing)} (no embedded servers in production)"
+                )
+            if self.payload_key is None:
+                raise ValueError(
+                    "ASSISTANTS_ENV=production needs ASSISTANTS_PAYLOAD_KEY (Temporal payloads and webhook"
+                    " secrets are encrypted with it)"
                 )
             if self.sandbox_unsafe:
                 raise ValueError(

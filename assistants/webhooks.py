@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from assistants.ids import derived_id
+from assistants.keyring import Keyring, UnknownKey
 from assistants.objects import public
 
 # Run statuses that are announced, and the event type each becomes.
@@ -44,6 +45,30 @@ def new_secret() -> str:
 
 def secret_hint(secret: str) -> str:
     return "whsec_..." + secret[-4:]
+
+
+# Signing secrets are stored sealed (AES-256-GCM, bound to the endpoint's id), so a database dump
+# or backup cannot forge deliveries. Rows written before sealing hold the bare `whsec_...` and are
+# read as they are until the API seals them at start (api/routers/webhooks.seal_stored_secrets).
+SEALED_PREFIX = "sealed:v1:"
+_SECRET_PURPOSE = "assistants webhook secrets v1"
+
+
+def seal_secret(keyring: Keyring | None, webhook_id: str, secret: str) -> str:
+    """The `webhooks.secret` column's value; the bare secret when no key is configured (dev)."""
+    if keyring is None:
+        return secret
+    kid, sealed = keyring.derived(_SECRET_PURPOSE).seal(secret.encode(), webhook_id.encode())
+    return f"{SEALED_PREFIX}{kid}:{base64.b64encode(sealed).decode()}"
+
+
+def open_secret(keyring: Keyring | None, webhook_id: str, stored: str) -> str:
+    if not stored.startswith(SEALED_PREFIX):
+        return stored
+    if keyring is None:
+        raise UnknownKey("a webhook secret is sealed but no ASSISTANTS_PAYLOAD_KEY is configured")
+    kid, _, data = stored.removeprefix(SEALED_PREFIX).partition(":")
+    return keyring.derived(_SECRET_PURPOSE).open(kid, base64.b64decode(data), webhook_id.encode()).decode()
 
 
 def _key(secret: str) -> bytes:

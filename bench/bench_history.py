@@ -21,7 +21,8 @@ import warnings
 import httpx
 import openai
 from _common import append_results, machine, scratch_stack
-from temporalio.client import Client
+
+from tests.stackutil import StackHandle
 
 MESSAGE_CHARS = 256_000
 # The SDK marks the Assistants API deprecated; that is the API this server exists to serve.
@@ -37,8 +38,8 @@ def fill(client: openai.OpenAI, thread_id: str, chars: int) -> None:
     client.beta.threads.messages.create(thread_id, role="user", content="Say hello.")
 
 
-async def history_bytes(address: str, namespace: str, run_id: str) -> int:
-    c = await Client.connect(address, namespace=namespace)
+async def history_bytes(stack: StackHandle, namespace: str, run_id: str) -> int:
+    c = await stack.temporal(namespace)  # with the stack's payload codec
     return len((await c.get_workflow_handle(run_id).fetch_history()).to_json())
 
 
@@ -61,7 +62,6 @@ def main() -> int:
             base_url=stack.base_url, api_key=stack.create_key(), max_retries=0, timeout=300
         )
         ns = httpx.get(stack.api_url + "/health").json()["temporal_namespace"]
-        address = stack.stack_info()["temporal_address"]
         asst = client.beta.assistants.create(
             model="smollm2-135m-instruct", temperature=0, instructions="Be brief."
         )
@@ -74,7 +74,7 @@ def main() -> int:
                 thread_id=thread.id, assistant_id=asst.id, max_completion_tokens=16, poll_interval_ms=200
             )
             wall = time.perf_counter() - t
-            size = asyncio.run(history_bytes(address, ns, run.id))
+            size = asyncio.run(history_bytes(stack, ns, run.id))
             report(f"{mb:>8g}MB | {run.status:>10} | {wall:>10.1f} | {size:>13,}")
         report(f"bench_history.py took {time.perf_counter() - t_start:.0f}s")
     if not args.no_write:

@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--host", default=None)
     api.add_argument("--port", type=int, default=None)
 
+    sub.add_parser("migrate", help="apply the database migrations as the schema owner, then exit")
     worker = sub.add_parser("worker", help="run a worker alone")
     worker.add_argument("--queue", action="append", choices=["runs", "inference", "all"], default=None)
 
@@ -101,6 +102,16 @@ def main(argv: list[str] | None = None) -> int:
         from worker.main import run_worker
 
         return run_worker(args.queue or ["all"])
+    if args.command == "migrate":
+        from assistants.db.migrate import apply_migrations
+        from assistants.settings import get_settings
+
+        url = get_settings().database_url
+        if not url:
+            raise SystemExit("DATABASE_URL is not set")
+        for name in apply_migrations(url):
+            print(f"applied {name}")  # noqa: T201
+        return 0
     if args.command == "prepare-model":
         from activities.llm.prepare import prepare_default_model
         from assistants.settings import get_settings

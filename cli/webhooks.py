@@ -14,13 +14,14 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from assistants.ids import new_id
+from assistants.keyring import Keyring, load_keyring
 from assistants.keys import ensure_project
 from assistants.objects import now
 from assistants.settings import get_settings
-from assistants.webhooks import RUN_EVENT_TYPES, endpoint_object, new_secret, url_problem
+from assistants.webhooks import RUN_EVENT_TYPES, endpoint_object, new_secret, seal_secret, url_problem
 
 
-def create_webhook(conn: psycopg.Connection, project: str, url: str) -> dict:  # type: ignore[type-arg]
+def create_webhook(conn: psycopg.Connection, project: str, url: str, keyring: Keyring | None) -> dict:  # type: ignore[type-arg]
     problem = url_problem(url)
     if problem:
         raise ValueError(problem)
@@ -30,7 +31,15 @@ def create_webhook(conn: psycopg.Connection, project: str, url: str) -> dict:  #
     obj = endpoint_object(new_id("wh"), url=url, event_types=types, name="", secret=secret, created_at=now())
     conn.execute(
         "INSERT INTO webhooks (id, project_id, url, secret, event_types, created_at, data) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (obj["id"], project_id, url, secret, types, obj["created_at"], Jsonb(obj)),
+        (
+            obj["id"],
+            project_id,
+            url,
+            seal_secret(keyring, obj["id"], secret),
+            types,
+            obj["created_at"],
+            Jsonb(obj),
+        ),
     )
     return {**obj, "signing_secret": secret}
 
@@ -42,7 +51,7 @@ def run_webhooks(args: argparse.Namespace) -> int:
         apply_migrations(url)  # the tables may be newer than the running stack's code
         if args.webhooks_command == "create":
             try:
-                created = create_webhook(conn, args.project, args.url)
+                created = create_webhook(conn, args.project, args.url, load_keyring(get_settings()))
             except ValueError as exc:
                 print(f"invalid webhook URL {args.url!r}: {exc}", file=sys.stderr)  # noqa: T201
                 return 2

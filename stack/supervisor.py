@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 from types import FrameType
 
+from assistants.keyring import ensure_local_secrets, operator_token
 from assistants.settings import Settings, get_settings
 from stack.connect import apply_migrations
 from stack.ports import port_is_free
@@ -117,6 +118,9 @@ class Supervisor:
         if not port_is_free(self.port, self.host if self.host not in ("", "::") else "0.0.0.0"):
             raise StackError(f"port {self.port} on {self.host} is in use; pass --port or set ASSISTANTS_PORT")
         self._prepare_model()
+        # The embedded stack encrypts by default: a key (and the codec endpoint's operator token)
+        # are created in the data dir unless the settings provide them.
+        ensure_local_secrets(self.settings)
 
         database_url = self.settings.database_url
         if not database_url:
@@ -130,7 +134,7 @@ class Supervisor:
             self.temporal = TemporalDevServer(
                 self.data_dir, self.pid_dir, dict(os.environ),
                 port=self.settings.temporal_port, ui_port=self.settings.temporal_ui_port,
-                namespace=self.settings.temporal_namespace,
+                namespace=self.settings.temporal_namespace, codec_endpoint=self._codec_endpoint(),
             )  # fmt: skip
             self.temporal.start()
             temporal_address, ui_url = self.temporal.address, self.temporal.ui_url
@@ -167,6 +171,12 @@ class Supervisor:
         print(f"API: {self.api_url}", flush=True)  # noqa: T201
         if ui_url:
             print(f"Temporal UI: {ui_url}", flush=True)  # noqa: T201
+
+    def _codec_endpoint(self) -> str | None:
+        """Where the embedded UI decodes payloads. Its requests cannot carry a header, so the
+        operator token is in the path: the UI listens on 127.0.0.1 only, for this machine's operator."""
+        token = operator_token(self.settings)
+        return f"{self.api_url}/codec/t/{token}" if token else None
 
     def _prepare_model(self) -> None:
         env = dict(os.environ, ASSISTANTS_DATA_DIR=str(self.data_dir))

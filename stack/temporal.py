@@ -41,6 +41,7 @@ class TemporalDevServer:
         port: int = 0,
         ui_port: int = 8233,
         namespace: str = "default",
+        codec_endpoint: str | None = None,
     ):
         self.db_file = data_dir / "temporal" / "temporal.db"
         self.port = port_or_free(port)
@@ -59,6 +60,8 @@ class TemporalDevServer:
             "--namespace", namespace,
             "--ui-disable-news-fetch",
         ]  # fmt: skip
+        if codec_endpoint:  # the UI decodes encrypted payloads there (api/codec_server.py)
+            argv += ["--ui-codec-endpoint", codec_endpoint]
         for name in SEARCH_ATTRIBUTES:
             argv += ["--search-attribute", f"{name}=Keyword"]
         self.child = Child("temporal", argv, env, pid_dir, log_path=data_dir / "logs" / "temporal.log")
@@ -97,10 +100,12 @@ class TemporalDevServer:
 
 async def _answers(address: str, namespace: str) -> bool:
     from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-    from temporalio.client import Client
+
+    from assistants.settings import get_settings
+    from assistants.temporal_client import connect_temporal
 
     try:
-        client = await asyncio.wait_for(Client.connect(address, namespace=namespace), timeout=5)
+        client = await asyncio.wait_for(connect_temporal(get_settings(), address, namespace), timeout=5)
         # The namespace is registered after the frontend starts listening: wait for it too.
         await asyncio.wait_for(
             client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=namespace)),

@@ -16,6 +16,11 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from temporalio.client import Client
+
+from assistants.settings import Settings
+from assistants.temporal_client import connect_temporal
+
 ROOT = Path(__file__).resolve().parents[1]
 ASSISTANTS = ROOT / ".venv" / "bin" / "assistants"
 
@@ -64,6 +69,20 @@ class StackHandle:
     @property
     def database_url(self) -> str:
         return str(self.stack_info()["database_url"])
+
+    def settings(self) -> Settings:
+        """Settings of this stack's processes, as far as a client needs them (its keys, its Temporal)."""
+        return Settings(
+            data_dir=self.data_dir,
+            temporal_address=self.stack_info()["temporal_address"],
+            payload_key=self.env.get("ASSISTANTS_PAYLOAD_KEY"),
+            payload_old_keys=self.env.get("ASSISTANTS_PAYLOAD_OLD_KEYS", ""),
+            operator_token=self.env.get("ASSISTANTS_OPERATOR_TOKEN"),
+        )
+
+    async def temporal(self, namespace: str | None = None) -> Client:
+        """A client of this stack's Temporal with its payload codec (as every process connects)."""
+        return await connect_temporal(self.settings(), namespace=namespace)
 
     def pids(self) -> dict[str, int]:
         """role -> pid from DATA/pids/*.pid (postgres, temporal, worker-runs, worker-inference, api)."""

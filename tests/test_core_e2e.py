@@ -12,7 +12,6 @@ import urllib.request
 import httpx
 import openai
 import pytest
-from temporalio.client import Client
 
 from tests.stackutil import StackHandle
 
@@ -252,7 +251,7 @@ def test_run_is_a_visible_temporal_workflow(stack: StackHandle, client: openai.O
         assert resp.status == 200
 
     async def describe():  # type: ignore[no-untyped-def]
-        c = await Client.connect(stack.stack_info()["temporal_address"], namespace=ns)
+        c = await stack.temporal(ns)
         d = await c.get_workflow_handle(run.id).describe()
         return d.workflow_type, (await d.memo()), d.typed_search_attributes
 

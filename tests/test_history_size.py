@@ -11,7 +11,6 @@ import time
 
 import httpx
 import openai
-from temporalio.client import Client
 
 from tests.stackutil import StackHandle
 
@@ -25,7 +24,7 @@ def _history_bytes(stack: StackHandle, run_id: str) -> int:
     ns = httpx.get(stack.api_url + "/health").json()["temporal_namespace"]
 
     async def fetch() -> int:
-        c = await Client.connect(stack.stack_info()["temporal_address"], namespace=ns)
+        c = await stack.temporal(ns)
         return len((await c.get_workflow_handle(run_id).fetch_history()).to_json())
 
     return asyncio.run(fetch())

@@ -74,7 +74,7 @@ def temporal(stack: StackHandle, action: Callable[[Client], Awaitable[T]]) -> T:
     """Run `action` with a client of the stack's own Temporal."""
 
     async def go() -> T:
-        return await action(await Client.connect(stack.stack_info()["temporal_address"]))
+        return await action(await stack.temporal())
 
     return asyncio.run(go())
 

@@ -16,7 +16,9 @@ from temporalio.worker import Worker
 
 from assistants.db.migrate import apply_migrations
 from assistants.db.pool import open_pool
+from assistants.keyring import load_keyring
 from assistants.settings import Settings, get_settings
+from assistants.temporal_client import connect_temporal
 
 log = logging.getLogger("assistants.worker")
 
@@ -26,7 +28,7 @@ async def _connect(settings: Settings) -> Client:
         raise SystemExit(
             "TEMPORAL_ADDRESS is not set (start the stack with `assistants up`, or point it at a cluster)"
         )
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    return await connect_temporal(settings)
 
 
 def _retrieval_activities(pool, settings: Settings):  # type: ignore[no-untyped-def]
@@ -65,7 +67,9 @@ def _runs_worker(client: Client, pool, settings: Settings) -> Worker:  # type: i
     retrieval = _retrieval_activities(pool, settings)
     tools = _tool_activities(pool, settings, retrieval)
     # Lives as long as the process (the worker's lifetime owns it, like the pool).
-    webhooks = WebhookActivities(pool, make_http_client(settings), settings.webhooks_may_reach_private)
+    webhooks = WebhookActivities(
+        pool, make_http_client(settings), settings.webhooks_may_reach_private, load_keyring(settings)
+    )
     return Worker(
         client,
         task_queue=settings.runs_task_queue,

@@ -14,6 +14,7 @@ from activities.sandbox.base import (
     FileSource,
     Result,
     Sandbox,
+    SandboxBusy,
     SandboxDead,
     SandboxError,
     SandboxProvider,
@@ -32,6 +33,7 @@ __all__ = [
     "FileSource",
     "Result",
     "Sandbox",
+    "SandboxBusy",
     "SandboxDead",
     "SandboxError",
     "SandboxLimits",
@@ -65,5 +67,7 @@ def provider_from_settings(settings: Settings) -> SandboxProvider:
 
 def sessions_from_settings(settings: Settings) -> SandboxSessions:
     return SandboxSessions(
-        provider_from_settings(settings), idle_timeout=settings.sandbox_idle_timeout_seconds
+        provider_from_settings(settings),
+        idle_timeout=settings.sandbox_idle_timeout_seconds,
+        max_sessions=settings.sandbox_max_sessions,
     )

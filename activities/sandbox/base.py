@@ -7,8 +7,9 @@ so the code-interpreter activity never knows which one ran the code.
 from __future__ import annotations
 
 import abc
+import io
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 # Where the sandboxed code sees its files, as in OpenAI's and E2B's code interpreters.
 WORK_DIR = "/mnt/data"
@@ -24,6 +25,10 @@ class SandboxUnavailable(SandboxError):
 
 class SandboxDead(SandboxError):
     """The sandbox's kernel is gone (killed, crashed, expired); the session must recreate it."""
+
+
+class SandboxBusy(SandboxError):
+    """The worker holds as many sandboxes as it may and none is idle: try again later."""
 
 
 @dataclass
@@ -87,6 +92,10 @@ class Sandbox(abc.ABC):
 
     @abc.abstractmethod
     async def read_file(self, path: str) -> bytes: ...
+
+    async def open_file(self, path: str) -> BinaryIO:
+        """The file at `path` for reading in chunks; a backend that can stream overrides this."""
+        return io.BytesIO(await self.read_file(path))
 
     @abc.abstractmethod
     async def list_files(self) -> list[FileInfo]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from activities.sandbox.base import WORK_DIR
 from activities.sandbox.limits import SandboxLimits
+from activities.sandbox.seccomp import bwrap_seccomp_args
 
 CONTROL_DIR = "/run/kernel"  # where the kernel sees its connection file and ipc sockets
 # Only these /etc entries are visible: the loader's cache, time zone and MIME data.
@@ -32,6 +33,8 @@ class LocalConfig:
     uid: int = 65534
     unsafe: bool = False
     bwrap: str = "bwrap"
+    cgroup: bool = True  # a cgroup per sandbox where the host allows one (False: rlimits only)
+    disk_quota: bool = True  # /mnt/data as a size-limited tmpfs where the worker may mount one
 
 
 def preexec_user(uid: int) -> dict[str, Any]:
@@ -116,9 +119,17 @@ def sandbox_env(home: str, tmp: str) -> dict[str, str]:
     }
 
 
-def bwrap_argv(cfg: LocalConfig, limits: SandboxLimits, root: Path, python: str, boot: str) -> list[str]:
+def bwrap_argv(
+    cfg: LocalConfig,
+    limits: SandboxLimits,
+    root: Path,
+    python: str,
+    boot: str,
+    seccomp_fd: int | None = None,
+) -> list[str]:
     """The bubblewrap command line that runs `python -c boot` in a sandbox over `root` (its ctl/ and
-    data/ folders); the policy is in the module docstring."""
+    data/ folders); the policy is in the module docstring. `seccomp_fd`: an fd holding the
+    `seccomp.filter_bytes()` program, passed to the child (`pass_fds`), applied before `python`."""
     ctl, data = root / "ctl", root / "data"
     exe = shutil.which(cfg.bwrap) or cfg.bwrap
     uid = str(cfg.uid)
@@ -187,4 +198,6 @@ def bwrap_argv(cfg: LocalConfig, limits: SandboxLimits, root: Path, python: str,
     for p in ("passwd", "group"):
         os.chmod(root / p, 0o644)
     argv += ["--remount-ro", "/dev", "--remount-ro", "/"]  # last: after every mount point exists
+    if seccomp_fd is not None:
+        argv += bwrap_seccomp_args(seccomp_fd)
     return argv + [python, "-c", boot]

@@ -1,8 +1,11 @@
 """The IPython kernel of a local sandbox: start it (inside bubblewrap, or bare in unsafe mode),
 run one cell with a wall-clock deadline, and stop it.
 
-rlimits bound memory, CPU, processes and file size; a deadline per execution interrupts the
-kernel, and a kernel that does not stop within `INTERRUPT_GRACE` must be killed and restarted.
+The sandbox's cgroup (see `cgroup`, where the host allows one) bounds memory, processes and CPU
+for the sandbox as a whole; rlimits bound each process (address space, CPU time, file size, and
+the process count where there is no cgroup). At a cell's deadline the processes it left are
+killed (`proctree`) and the kernel is interrupted; a kernel that does not stop within
+`INTERRUPT_GRACE` must be killed and restarted.
 """
 
 from __future__ import annotations
@@ -12,13 +15,17 @@ import contextlib
 import json
 import os
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 
 from activities.sandbox.base import WORK_DIR, Execution, SandboxDead, SandboxError
 from activities.sandbox.bwrap import CONTROL_DIR, LocalConfig, bwrap_argv, preexec_user, sandbox_env
+from activities.sandbox.cgroup import SandboxCgroup
 from activities.sandbox.jupyter_output import Collector, timed_out
 from activities.sandbox.limits import SandboxLimits
+from activities.sandbox.proctree import descendants, kill_strays
+from activities.sandbox.seccomp import filter_fd
 
 KERNEL_START_TIMEOUT = 60.0
 INTERRUPT_GRACE = 5.0  # seconds a kernel gets to stop after an interrupt before it is killed
@@ -39,33 +46,79 @@ os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", {con
 """
 
 
-def rlimits(limits: SandboxLimits, *, isolated: bool) -> list[tuple[str, int]]:
+# Run as root before bwrap: move this process into the sandbox's cgroup(s), drop to the sandbox
+# uid (when one is given), then exec bwrap. Everything the sandbox starts inherits the group.
+_JOIN = """
+import os, sys
+a = sys.argv[1:]
+end = a.index("--")
+for procs in a[1:end]:
+    with open(procs, "w") as f:
+        f.write(str(os.getpid()))
+uid = int(a[0])
+if uid >= 0:
+    os.setgroups([]); os.setgid(uid); os.setuid(uid)
+os.execv(a[end + 1], a[end + 1:])
+"""
+
+
+def rlimits(limits: SandboxLimits, *, isolated: bool, cgroup: bool = False) -> list[tuple[str, int]]:
     out = [
         ("RLIMIT_AS", limits.memory_bytes),
         ("RLIMIT_CPU", limits.cpu_seconds),
         ("RLIMIT_FSIZE", limits.file_size_bytes),
         ("RLIMIT_CORE", 0),
     ]
-    if os.geteuid() == 0 or isolated:  # NPROC counts the whole uid: only meaningful for a dedicated one
+    # NPROC counts every process of the uid, which all sandboxes share: only a fallback for when
+    # there is no cgroup, whose pids.max counts this sandbox alone.
+    if not cgroup and (os.geteuid() == 0 or isolated):
         out.append(("RLIMIT_NPROC", limits.processes))
     return out
+
+
+def joined(argv: list[str], group: SandboxCgroup, uid: int | None) -> list[str]:
+    """`argv` started inside `group` (and as `uid`), through the _JOIN prelude."""
+    head = [sys.executable, "-I", "-S", "-c", _JOIN, str(-1 if uid is None else uid)]
+    return [*head, *group.procs_files, "--", *argv]
 
 
 class Kernel:
     """One running kernel process and the ZeroMQ client that talks to it."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, client: Any, limits: SandboxLimits) -> None:
+    def __init__(
+        self,
+        proc: asyncio.subprocess.Process,
+        client: Any,
+        limits: SandboxLimits,
+        cgroup: SandboxCgroup | None = None,
+    ) -> None:
         self.proc = proc
         self.client = client
         self.limits = limits
+        self.cgroup = cgroup
+        self.core: set[int] = set()  # bwrap and the kernel: what a timeout leaves running
+
+    def kill_strays(self) -> int:
+        """Kill every process of the sandbox but its core (what cells left running)."""
+        members = self.cgroup.pids if self.cgroup is not None else None
+        return kill_strays(self.proc.pid, self.core, members)
 
     @property
     def alive(self) -> bool:
         return self.proc.returncode is None
 
     @classmethod
-    async def start(cls, cfg: LocalConfig, limits: SandboxLimits, root: Path, *, isolated: bool) -> Kernel:
-        """A ready kernel for the sandbox whose host folder is `root` (ctl/, data/, home/)."""
+    async def start(
+        cls,
+        cfg: LocalConfig,
+        limits: SandboxLimits,
+        root: Path,
+        *,
+        isolated: bool,
+        cgroup: SandboxCgroup | None = None,
+    ) -> Kernel:
+        """A ready kernel for the sandbox whose host folder is `root` (ctl/, data/, home/), started
+        inside `cgroup` when given."""
         import zmq
         import zmq.asyncio
         from jupyter_client.asynchronous import AsyncKernelClient
@@ -92,33 +145,44 @@ class Kernel:
 
         python = str(cfg.runtime / "bin" / "python")
         boot = _BOOT.format(
-            limits=rlimits(limits, isolated=isolated),
+            limits=rlimits(limits, isolated=isolated, cgroup=cgroup is not None),
             conn=f"{inner_ctl}/connection.json",
             cwd=WORK_DIR if isolated else str(data),
         )
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+        sfd = filter_fd() if isolated else None  # the seccomp program bwrap installs (see seccomp)
         if isolated:
-            argv = bwrap_argv(cfg, limits, root, python, boot)
+            argv = bwrap_argv(cfg, limits, root, python, boot, seccomp_fd=sfd)
         else:
             argv = [python, "-c", boot]
             env.update(sandbox_env(home=str(root / "home"), tmp=str(root / "home")))
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd="/",
-            start_new_session=True,
-            **preexec_user(cfg.uid),
-        )
+        user = preexec_user(cfg.uid)
+        if cgroup is not None:
+            # Join the group first (as root where we are root), then drop to the sandbox uid.
+            argv = joined(argv, cgroup, user["user"] if user else None)
+            user = {}
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                cwd="/",
+                start_new_session=True,
+                pass_fds=() if sfd is None else (sfd,),
+                **user,
+            )
+        finally:
+            if sfd is not None:
+                os.close(sfd)  # bwrap has its own copy
         # The kernel is untrusted: zmq drops any single message over the cap before it reaches us.
         ctx = zmq.asyncio.Context()
         ctx.setsockopt(zmq.MAXMSGSIZE, limits.results_bytes + 16 * limits.output_bytes)
         kc = AsyncKernelClient(context=ctx)
         kc.load_connection_info({**info, "ip": f"{ctl}/k"})  # type: ignore[typeddict-item]
         kc.start_channels(hb=False)
-        kernel = cls(proc, kc, limits)
+        kernel = cls(proc, kc, limits, cgroup)
         ready = asyncio.ensure_future(kc.wait_for_ready(timeout=KERNEL_START_TIMEOUT))
         died = asyncio.ensure_future(proc.wait())
         try:
@@ -132,6 +196,8 @@ class Kernel:
             raise
         if ready in done and ready.exception() is None:
             died.cancel()
+            # No user code has run yet: every process now is bwrap or the kernel itself.
+            kernel.core = await asyncio.to_thread(descendants, proc.pid)
             return kernel
         ready.cancel()
         died.cancel()
@@ -153,6 +219,8 @@ class Kernel:
                 self.proc.kill()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.proc.wait(), 10)
+        if self.cgroup is not None:  # anything that escaped bwrap's pid namespace teardown
+            await asyncio.to_thread(self.cgroup.kill)
 
     async def execute(self, code: str, timeout: float) -> tuple[Execution, bool]:  # noqa: ASYNC109
         """Run one cell; returns (execution, kernel_must_be_restarted)."""
@@ -164,19 +232,25 @@ class Kernel:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         interrupted_at: float | None = None
+        ooms = self.cgroup.oom_kills() if self.cgroup is not None else 0
         died = asyncio.ensure_future(self.proc.wait())
         try:
             while True:
                 now = loop.time()
                 if interrupted_at is None and now >= deadline:
                     interrupted_at = now
+                    # The cell's own processes first: a kernel waiting on a child then returns.
+                    await asyncio.to_thread(self.kill_strays)
                     kc.control_channel.send(kc.session.msg("interrupt_request", content={}))
                 if interrupted_at is not None and now >= interrupted_at + INTERRUPT_GRACE:
                     return timed_out(out, timeout, restarted=True), True
                 if died.done():
+                    if self.cgroup is not None and self.cgroup.oom_kills() > ooms:
+                        why = f"out of memory: the sandbox's {self.limits.memory_bytes}-byte memory limit"
+                    else:
+                        why = "likely a resource limit: memory, CPU time or processes"
                     raise SandboxDead(
-                        f"sandbox kernel died during execution (exit {self.proc.returncode}; "
-                        "likely a resource limit: memory, CPU time or processes)"
+                        f"sandbox kernel died during execution (exit {self.proc.returncode}; {why})"
                     )
                 try:
                     msg = await kc.get_iopub_msg(

@@ -13,7 +13,9 @@ import os
 import secrets
 import shutil
 from pathlib import Path
+from typing import BinaryIO
 
+from activities.sandbox import cgroup
 from activities.sandbox.base import (
     WORK_DIR,
     Execution,
@@ -25,7 +27,17 @@ from activities.sandbox.base import (
     resolve_work_path,
 )
 from activities.sandbox.bwrap import LocalConfig, check_bwrap
-from activities.sandbox.host_files import default_work_root, safe_list, safe_read, safe_write, sweep_orphans
+from activities.sandbox.cgroup import SandboxCgroup
+from activities.sandbox.host_files import (
+    default_work_root,
+    mount_quota,
+    safe_list,
+    safe_open,
+    safe_read,
+    safe_write,
+    sweep_orphans,
+    unmount,
+)
 from activities.sandbox.kernel import Kernel
 from activities.sandbox.limits import SandboxLimits
 
@@ -54,6 +66,10 @@ class LocalSandboxProvider(SandboxProvider):
         if self._checked is None:
             self._checked = asyncio.ensure_future(check_bwrap(self.cfg))
             await asyncio.to_thread(sweep_orphans, Path(self.cfg.work_root))
+            await asyncio.to_thread(cgroup.sweep)
+            groups, why = await asyncio.to_thread(cgroup.probe)
+            if not groups:
+                log.warning("sandbox: no cgroup per sandbox (%s); per-process rlimits only", why)
         reason = await self._checked
         if reason and not self.cfg.unsafe:
             return (
@@ -87,12 +103,19 @@ class LocalSandbox(Sandbox):
         self._root = Path(cfg.work_root) / self.id  # host: ctl/ (sockets) and data/ (/mnt/data)
         self._data = self._root / "data"
         self._kernel: Kernel | None = None
+        self._cgroup: SandboxCgroup | None = None
+        self.disk_quota = False  # whether /mnt/data is a size-limited tmpfs (see host_files.mount_quota)
         self._lock = asyncio.Lock()  # one execution at a time, as in a notebook
         self._killed = False
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         await asyncio.to_thread(self._make_dirs)
+        lim = self.limits
+        if self.cfg.cgroup:
+            self._cgroup = await asyncio.to_thread(
+                SandboxCgroup.create, self.id, lim.memory_bytes, lim.processes, lim.cpus
+            )
         await self._start_kernel()
 
     def _make_dirs(self) -> None:
@@ -104,9 +127,14 @@ class LocalSandbox(Sandbox):
             d.mkdir(mode=0o700)
             if os.geteuid() == 0:
                 os.chown(d, self.cfg.uid, self.cfg.uid)
+        uid = self.cfg.uid if os.geteuid() == 0 else os.geteuid()
+        if self.cfg.disk_quota:
+            self.disk_quota = mount_quota(self._data, self.limits.disk_bytes, self.limits.disk_files, uid)
 
     async def _start_kernel(self) -> None:
-        self._kernel = await Kernel.start(self.cfg, self.limits, self._root, isolated=self.isolated)
+        self._kernel = await Kernel.start(
+            self.cfg, self.limits, self._root, isolated=self.isolated, cgroup=self._cgroup
+        )
 
     async def _stop_kernel(self) -> None:
         kernel, self._kernel = self._kernel, None
@@ -116,6 +144,12 @@ class LocalSandbox(Sandbox):
     async def kill(self) -> None:
         self._killed = True
         await self._stop_kernel()
+        if self.disk_quota:  # before the group goes: its pages are charged to the group
+            await asyncio.to_thread(unmount, self._data)
+            self.disk_quota = False
+        group, self._cgroup = self._cgroup, None
+        if group is not None:
+            await asyncio.to_thread(group.remove)
         # rmtree never follows symlinks, so links the sandbox planted cannot redirect it.
         await asyncio.to_thread(shutil.rmtree, self._root, True)
 
@@ -147,6 +181,10 @@ class LocalSandbox(Sandbox):
     async def read_file(self, path: str) -> bytes:
         rel = resolve_work_path(path)
         return await asyncio.to_thread(safe_read, self._data, rel, self.limits.file_size_bytes)
+
+    async def open_file(self, path: str) -> BinaryIO:
+        rel = resolve_work_path(path)
+        return await asyncio.to_thread(safe_open, self._data, rel)
 
     async def list_files(self) -> list[FileInfo]:
         return await asyncio.to_thread(safe_list, self._data)

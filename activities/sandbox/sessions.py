@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from activities.sandbox.base import Sandbox, SandboxDead, SandboxProvider
+from activities.sandbox.base import Sandbox, SandboxBusy, SandboxDead, SandboxProvider
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,15 @@ class _Session:
 
 class SandboxSessions:
     def __init__(
-        self, provider: SandboxProvider, idle_timeout: float = 3600.0, reap_interval: float | None = None
+        self,
+        provider: SandboxProvider,
+        idle_timeout: float = 3600.0,
+        reap_interval: float | None = None,
+        max_sessions: int = 32,
     ) -> None:
         self.provider = provider
         self.idle_timeout = idle_timeout
+        self.max_sessions = max_sessions
         self.reap_interval = (
             reap_interval if reap_interval is not None else max(0.05, min(60.0, idle_timeout / 4))
         )
@@ -77,6 +82,7 @@ class SandboxSessions:
                 await s.sandbox.kill()
                 s.sandbox = None
             if s.sandbox is None:
+                await self._make_room(thread_id)
                 s.sandbox = await self._create(thread_id, restore_files, replay_cells)
             s.last_used = time.monotonic()
             return s.sandbox
@@ -132,6 +138,20 @@ class SandboxSessions:
             await sbx.kill()
             raise
         return sbx
+
+    async def _make_room(self, thread_id: str) -> None:
+        """Below `max_sessions` live sandboxes, evicting the least recently used idle ones; raise
+        SandboxBusy when every one is in use (the activity retries later)."""
+        while True:
+            live = [(t, x) for t, x in self._sessions.items() if x.sandbox is not None and t != thread_id]
+            if len(live) < self.max_sessions:
+                return
+            idle = [(x.last_used, t) for t, x in live if x.in_use == 0 and not x.lock.locked()]
+            if not idle:
+                raise SandboxBusy(f"all {self.max_sessions} sandboxes of this worker are in use")
+            _, victim = min(idle)
+            log.info("sandbox session %s: evicted (least recently used of %d)", victim, len(live))
+            await self.close(victim)
 
     async def close(self, thread_id: str) -> None:
         s = self._sessions.pop(thread_id, None)

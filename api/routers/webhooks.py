@@ -13,15 +13,25 @@ from fastapi import APIRouter
 from psycopg.types.json import Jsonb
 from pydantic import AliasChoices, ConfigDict, Field
 
-from api.deps import AppSettings, Listing, Pool, Project
+from api.deps import AppSettings, Listing, Pool, Project, Secrets
 from api.errors import bad_request, not_found
 from assistants.db import objects
+from assistants.db.pool import Pool as DbPool
 from assistants.ids import new_id
+from assistants.keyring import Keyring
 from assistants.netguard import non_public_address
 from assistants.objects import now
 from assistants.schemas import Strict
 from assistants.settings import Settings
-from assistants.webhooks import RUN_EVENT_TYPES, endpoint_object, new_secret, secret_hint, url_problem
+from assistants.webhooks import (
+    RUN_EVENT_TYPES,
+    SEALED_PREFIX,
+    endpoint_object,
+    new_secret,
+    seal_secret,
+    secret_hint,
+    url_problem,
+)
 
 # TODO(lead): add "webhooks" to assistants.db.objects.Table; the generic reads work on it as is.
 _TABLE = cast(objects.Table, "webhooks")
@@ -76,7 +86,7 @@ def _check_event_types(types: list[str] | None) -> list[str]:
 
 
 async def create_webhook(
-    body: WebhookCreate, project: Project, pool: Pool, settings: AppSettings
+    body: WebhookCreate, project: Project, pool: Pool, settings: AppSettings, keyring: Secrets
 ) -> dict[str, Any]:
     url, types = await _check_url(body.url, settings), _check_event_types(body.event_types)
     secret = new_secret()
@@ -93,7 +103,15 @@ async def create_webhook(
             )
         await conn.execute(
             "INSERT INTO webhooks (id, project_id, url, secret, event_types, created_at, data) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (obj["id"], project, url, secret, types, obj["created_at"], Jsonb(obj)),
+            (
+                obj["id"],
+                project,
+                url,
+                seal_secret(keyring, obj["id"], secret),
+                types,
+                obj["created_at"],
+                Jsonb(obj),
+            ),
         )
     return {**obj, "signing_secret": secret}
 
@@ -133,14 +151,16 @@ async def update_webhook(
     return row["data"]
 
 
-async def rotate_webhook_secret(webhook_id: str, project: Project, pool: Pool) -> dict[str, Any]:
+async def rotate_webhook_secret(
+    webhook_id: str, project: Project, pool: Pool, keyring: Secrets
+) -> dict[str, Any]:
     secret = new_secret()
     fields = {"updated_at": now(), "signing_secret_hint": secret_hint(secret)}
     async with pool.connection() as conn:
         row = await (
             await conn.execute(
                 "UPDATE webhooks SET secret = %s, data = data || %s WHERE id = %s AND project_id = %s RETURNING data",
-                (secret, Jsonb(fields), webhook_id, project),
+                (seal_secret(keyring, webhook_id, secret), Jsonb(fields), webhook_id, project),
             )
         ).fetchone()
     if row is None:
@@ -153,6 +173,27 @@ async def delete_webhook(webhook_id: str, project: Project, pool: Pool) -> dict[
     if not await objects.delete(pool, _TABLE, project, webhook_id):
         raise not_found("webhook endpoint", webhook_id)
     return {"id": webhook_id, "object": "webhook_endpoint.deleted", "deleted": True}
+
+
+async def seal_stored_secrets(pool: DbPool, keyring: Keyring | None) -> int:
+    """Seal the secrets of endpoints created before secrets were sealed (at API start; idempotent,
+    and safe with several replicas: a row is only rewritten while it still holds a bare secret)."""
+    if keyring is None:
+        return 0
+    sealed = 0
+    async with pool.connection() as conn:
+        rows = await (
+            await conn.execute(
+                "SELECT id, secret FROM webhooks WHERE secret NOT LIKE %s", (SEALED_PREFIX + "%",)
+            )
+        ).fetchall()
+        for row in rows:
+            cur = await conn.execute(
+                "UPDATE webhooks SET secret = %s WHERE id = %s AND secret = %s",
+                (seal_secret(keyring, row["id"], row["secret"]), row["id"], row["secret"]),
+            )
+            sealed += cur.rowcount
+    return sealed
 
 
 def _routes(prefix: str) -> APIRouter:

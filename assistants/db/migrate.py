@@ -29,10 +29,13 @@ def apply_migrations(database_url: str) -> list[str]:
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
-            )
+            # Checked before any DDL: a least-privilege role (infra/) may not create tables, and
+            # needs to only when something is pending (`assistants migrate` runs as the owner).
+            if conn.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,):
+                conn.execute(
+                    "CREATE TABLE schema_migrations (version int PRIMARY KEY, name text NOT NULL,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())"
+                )
             done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
             for version, name, sql in _migrations():
                 if version in done:
