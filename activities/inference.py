@@ -20,6 +20,7 @@ import json
 import logging
 from typing import Any
 
+import httpx
 import jsonschema
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -27,11 +28,13 @@ from temporalio.exceptions import ApplicationError
 from activities.heartbeat import heartbeating
 from activities.llm import grammar, toolcalls
 from activities.prompt import load_turn_context
+from activities.remote_turn import RemoteTurn
 from activities.turn_record import record_turn, recorded_turn
 from activities.turn_stream import MessageStream, ToolStepStream
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import load_run
 from assistants.ids import derived_id
+from assistants.model_providers import RemoteModel
 from assistants.payloads import ChatMessage, GenerateInput, GenerateOutput, ToolCall
 from assistants.settings import Settings
 
@@ -96,16 +99,21 @@ class InferenceActivities:
         self.registry = registry
         self.pool = pool
         self.settings = settings
+        self.remote_models = settings.remote_models()
+        self._http: httpx.AsyncClient | None = None  # for remote models, opened on first use
 
     @activity.defn(name="generate")
     async def generate(self, inp: GenerateInput) -> GenerateOutput:
-        if inp.model not in self.registry.names():
+        remote_model = self.remote_models.get(inp.model)
+        if inp.model not in self.registry.names() and remote_model is None:
             raise ApplicationError(f"unknown model {inp.model!r}", type="ModelNotFound", non_retryable=True)
         attempt = activity.info().attempt
         if inp.by_reference:
             recorded = await recorded_turn(self.pool, inp.run_id, inp.turn)
             if recorded is not None:  # an earlier attempt finished this turn, then died
                 return recorded
+        if remote_model is not None:
+            return await self._remote(remote_model, inp, attempt)
         model = await asyncio.to_thread(self.registry.get, inp.model)
         if attempt > 1:
             await MessageStream.discard_earlier_attempts(self.pool, inp, attempt)
@@ -135,6 +143,36 @@ class InferenceActivities:
                 return await record_turn(self.pool, inp, out)
             except grammar.GrammarCompileTimeout as exc:  # the same schema would time out again
                 raise ApplicationError(str(exc), type="InvalidRequest", non_retryable=True) from None
+
+    async def _remote(self, model: RemoteModel, inp: GenerateInput, attempt: int) -> GenerateOutput:
+        """A turn on an OpenAI-compatible engine (activities/remote_turn.py): same rows, same log."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(limits=httpx.Limits(max_connections=256))
+        if attempt > 1:
+            await MessageStream.discard_earlier_attempts(self.pool, inp, attempt)
+        turn = RemoteTurn(self.pool, self._http)
+        async with heartbeating(HEARTBEAT_EVERY_S):
+            if not inp.by_reference:
+                return await turn.generate(model, inp, attempt)
+            async with self.pool.connection() as conn:
+                run = await load_run(conn, inp.run_id, inp.project_id)
+            if run is None:
+                raise ApplicationError(
+                    f"run {inp.run_id} not found", type="InvalidRequest", non_retryable=True
+                )
+            ctx = await load_turn_context(
+                self.pool, run, inp.project_id, inp.turn, model.capabilities.context_length
+            )
+            full = dataclasses.replace(
+                inp,
+                messages=ctx.messages,
+                tools=ctx.tools,
+                tool_choice=ctx.tool_choice,
+                response_format=ctx.response_format,
+                truncation=ctx.truncation,
+                last_messages=ctx.last_messages,
+            )
+            return await record_turn(self.pool, inp, await turn.generate(model, full, attempt))
 
     async def _generate(self, model: Any, inp: GenerateInput, attempt: int) -> GenerateOutput:
         specs = toolcalls.function_specs(inp.tools) if inp.tool_choice != "none" else []

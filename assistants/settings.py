@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from assistants.model_providers import RemoteModel, parse_providers
+
 RUNS_TASK_QUEUE = "assistants-runs"
 INFERENCE_TASK_QUEUE = "assistants-inference"
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -57,6 +59,8 @@ class Settings(BaseSettings):
     # "name=path,name2=Org/Model". The default model is always available.
     models: str = ""
     default_model: str = DEFAULT_MODEL
+    # Remote models on OpenAI-compatible engines (vLLM...): JSON, see assistants/model_providers.py.
+    model_providers: str = ""
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "auto"  # auto | float32 | float16 | bfloat16
     max_batch_size: int = 16
@@ -157,6 +161,11 @@ class Settings(BaseSettings):
     # --- end secrets at rest -------------------------------------------------------------------
 
     @model_validator(mode="after")
+    def _check_model_providers(self) -> Settings:
+        parse_providers(self.model_providers)  # a bad provider config stops a process at start
+        return self
+
+    @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.env == "production":
             missing = [
@@ -192,6 +201,14 @@ class Settings(BaseSettings):
             name, _, path = item.partition("=")
             out[name.strip()] = (path or name).strip()
         return out
+
+    def remote_models(self) -> dict[str, RemoteModel]:
+        """Model id -> its OpenAI-compatible endpoint (ASSISTANTS_MODEL_PROVIDERS)."""
+        return parse_providers(self.model_providers)
+
+    def model_names(self) -> list[str]:
+        """Every model id this deployment serves: in-process ones first, then remote ones."""
+        return list(dict.fromkeys([*self.model_paths(), *self.remote_models()]))
 
 
 @functools.lru_cache(maxsize=1)

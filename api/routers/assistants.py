@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1/assistants", tags=["assistants"])
 
 
 def check_model(settings: Settings, model: str) -> None:
-    available = list(settings.model_paths())
+    available = settings.model_names()
     if model not in available:
         raise bad_request(
             f"The model '{model}' does not exist. Available models: {', '.join(available)}.",

@@ -19,11 +19,11 @@ def model_object(name: str) -> dict[str, Any]:
 
 @router.get("")
 async def list_models(_: Project, settings: AppSettings) -> dict[str, Any]:
-    return {"object": "list", "data": [model_object(n) for n in settings.model_paths()]}
+    return {"object": "list", "data": [model_object(n) for n in settings.model_names()]}
 
 
 @router.get("/{model_id:path}")
 async def retrieve_model(model_id: str, _: Project, settings: AppSettings) -> dict[str, Any]:
-    if model_id not in settings.model_paths():
+    if model_id not in settings.model_names():
         raise not_found("model", model_id, "model")
     return model_object(model_id)
