@@ -131,10 +131,19 @@ async def check_tool_resources(pool: DbPool, project: str, tool_resources: Any) 
 async def check_attachments(
     pool: DbPool, project: str, messages: list[Any], param: str = "attachments"
 ) -> None:
-    """Every file a message attaches (for any tool, and v1 `file_ids`) belongs to this project."""
+    """Every file a message refers to (attachments for any tool, v1 `file_ids`, `image_file`
+    content parts) belongs to this project."""
     ids = [a.file_id for m in messages for a in (m.attachments or [])]
     ids += [f for m in messages for f in (m.file_ids or [])]
     await check_files(pool, project, list(dict.fromkeys(ids)), param)
+    images = [
+        p.image_file.file_id
+        for m in messages
+        if not isinstance(m.content, str)
+        for p in m.content
+        if p.type == "image_file"
+    ]
+    await check_files(pool, project, list(dict.fromkeys(images)), param.replace("attachments", "content"))
 
 
 async def start_ingestion(

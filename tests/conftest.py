@@ -4,12 +4,15 @@ SDK clients for two projects. Modules that kill or restart the whole stack start
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Iterator
 
 import openai
 import pytest
 
+from tests import vllm_server
+from tests.requires import missing
 from tests.stackutil import StackHandle, own_stack
 
 # The SDK marks the Assistants API deprecated; that is the API this server exists to serve.
@@ -17,13 +20,60 @@ warnings.filterwarnings("ignore", category=DeprecationWarning, module="openai")
 warnings.filterwarnings("ignore", message=".*Assistants API is deprecated.*")
 
 
+# The session stack also serves REMOTE_MODEL: the bundled model on a real vLLM (`openai`
+# provider, tests/test_providers.py). vLLM starts in the background as soon as the stack is up
+# (it takes minutes on 2 cores); the `vllm` fixture waits for it.
+REMOTE_MODEL = "smollm2-vllm"
+VLLM_PORT = vllm_server.free_port()
+_vllm: vllm_server.VllmServer | None = None
+_wants_vllm = False  # any collected test uses the `vllm` fixture
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    global _wants_vllm
+    _wants_vllm = any("vllm" in getattr(item, "fixturenames", ()) for item in items)
+
+
+def _providers() -> str:
+    return json.dumps(
+        {
+            REMOTE_MODEL: {
+                "provider": "openai",
+                "base_url": f"http://127.0.0.1:{VLLM_PORT}/v1",
+                "model": REMOTE_MODEL,
+                "capabilities": {"tools": True, "json_schema": True, "vision": False, "context_length": 4096},
+            }
+        }
+    )
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[StackHandle]:
     # The shared stack serves every test's requests as one project: the per-project request rate
     # limit is off here (tests/test_quotas.py checks it on a stack of its own), so a fast machine
     # running the fuzzer (~2000 requests a minute here) never turns it into 429s.
-    with own_stack("assistants-e2e-", env={"ASSISTANTS_PROJECT_REQUESTS_PER_MINUTE": "0"}) as handle:
-        yield handle
+    global _vllm
+    env = {"ASSISTANTS_PROJECT_REQUESTS_PER_MINUTE": "0", "ASSISTANTS_MODEL_PROVIDERS": _providers()}
+    with own_stack("assistants-e2e-", env=env) as handle:
+        if _wants_vllm and vllm_server.available():
+            model_dir = handle.data_dir / "models" / "smollm2-135m-instruct"
+            _vllm = vllm_server.VllmServer(
+                model_dir, REMOTE_MODEL, VLLM_PORT, handle.data_dir / "logs" / "vllm.log"
+            )
+            _vllm.start()
+        try:
+            yield handle
+        finally:
+            if _vllm is not None:
+                _vllm.stop()
+
+
+@pytest.fixture(scope="session")
+def vllm(stack: StackHandle) -> vllm_server.VllmServer:
+    if _vllm is None:
+        missing("vLLM is not installed (.vllm-venv): run scripts/setup_vllm.sh")
+    _vllm.wait_ready(900)
+    return _vllm
 
 
 @pytest.fixture(scope="session")

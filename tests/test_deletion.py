@@ -131,6 +131,16 @@ def test_foreign_or_unknown_ids_are_refused(
                 additional_messages=[{"role": "user", "content": "hi", "attachments": att}],
             )
         )
+    image = [{"type": "image_file", "image_file": {"file_id": file_id}}]
+    _refused(lambda: client.beta.threads.messages.create(thread.id, role="user", content=image))  # type: ignore[arg-type]
+    _refused(lambda: client.beta.threads.create(messages=[{"role": "user", "content": image}]))  # type: ignore[list-item]
+    _refused(
+        lambda: client.beta.threads.runs.create(
+            thread.id,
+            assistant_id=asst.id,
+            additional_messages=[{"role": "user", "content": image}],  # type: ignore[list-item]
+        )
+    )
     assert list(client.beta.threads.messages.list(thread.id)) == []
     assert list(client.beta.threads.runs.list(thread.id)) == []
 
