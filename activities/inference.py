@@ -65,16 +65,28 @@ def _forced_name(tool_choice: Any) -> str | None:
     return None
 
 
-async def _text_constraint(model: Any, response_format: Any) -> Any:
-    """Structured output by constrained decoding (json_object / json_schema)."""
+def _answer_schema(response_format: Any) -> dict[str, Any] | None:
     if not isinstance(response_format, dict):
         return None
     if response_format.get("type") == "json_object":
-        return await model.json_schema_constraint_async({"type": "object"})
+        return {"type": "object"}
     if response_format.get("type") == "json_schema":
-        schema = response_format.get("json_schema", {}).get("schema") or {"type": "object"}
-        return await model.json_schema_constraint_async(schema)
+        return response_format.get("json_schema", {}).get("schema") or {"type": "object"}
     return None
+
+
+async def _text_constraint(model: Any, response_format: Any, specs: list[dict[str, Any]]) -> Any:
+    """Structured output by constrained decoding (json_object / json_schema): the JSON answer
+    alone, or with tools either that answer or one tool call."""
+    schema = _answer_schema(response_format)
+    if schema is None:
+        return None
+    if not specs:
+        return await model.json_schema_constraint_async(schema)
+    compiler = await asyncio.to_thread(lambda: model.grammar_compiler)
+    return await grammar.answer_or_call_constraint_async(
+        compiler, schema, specs, toolcalls.OPEN_TAG, toolcalls.CLOSE_TAG
+    )
 
 
 def _canonical(value: Any) -> str:
@@ -138,6 +150,7 @@ class InferenceActivities:
                     response_format=ctx.response_format,
                     truncation=ctx.truncation,
                     last_messages=ctx.last_messages,
+                    reasoning_effort=ctx.reasoning_effort,
                 )
                 out = await self._generate(model, full, attempt)
                 return await record_turn(self.pool, inp, out)
@@ -216,7 +229,8 @@ class InferenceActivities:
         limit = self.settings.max_context_tokens - max_new
         if inp.max_prompt_tokens is not None:
             limit = min(limit, inp.max_prompt_tokens)
-        ids: list[int] = model.encode_chat(messages, tools=tools)
+        effort = inp.reasoning_effort
+        ids: list[int] = model.encode_chat(messages, tools=tools, reasoning_effort=effort)
         if len(ids) <= limit:
             return ids
         if inp.truncation != "auto":
@@ -228,7 +242,8 @@ class InferenceActivities:
         while lo <= hi:
             mid = (lo + hi) // 2
             dropped = set(droppable[:mid])
-            trial = model.encode_chat([m for i, m in enumerate(messages) if i not in dropped], tools=tools)
+            kept = [m for i, m in enumerate(messages) if i not in dropped]
+            trial = model.encode_chat(kept, tools=tools, reasoning_effort=effort)
             if len(trial) <= limit:
                 best, hi = trial, mid - 1
             else:
@@ -272,7 +287,7 @@ class InferenceActivities:
         def on_delta(piece: str) -> None:
             stream.push(markup.feed(piece) if markup else piece)
 
-        constraint = None if specs else await _text_constraint(model, inp.response_format)
+        constraint = await _text_constraint(model, inp.response_format, specs)
         pump = asyncio.create_task(stream.pump())
         try:
             result = await model.engine.generate(

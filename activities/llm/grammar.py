@@ -161,6 +161,59 @@ def validate_arguments(arguments: Any, schema: dict[str, Any]) -> None:
         raise error
 
 
+def answer_or_call_constraint(
+    compiler: xgrammar.GrammarCompiler,
+    answer_schema: dict[str, Any],
+    specs: list[dict[str, Any]],
+    open_tag: str,
+    close_tag: str,
+) -> ConstraintFactory:
+    """Output is EITHER one JSON answer valid against `answer_schema` OR one tool call
+    (`open_tag{"name": <a function>, "arguments": <its schema>}close_tag`): structured output on a
+    run that also has tools."""
+    import xgrammar as xgr
+
+    answer = xgr.Grammar.from_json_schema(json.dumps(answer_schema), any_whitespace=False, strict_mode=True)
+    calls = {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "name": {"const": s["function"]["name"]},
+                    "arguments": s["function"].get("parameters") or {"type": "object", "properties": {}},
+                },
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
+            for s in specs
+        ]
+    }
+    call = xgr.Grammar.concat(
+        xgr.Grammar.from_ebnf(f"root ::= {json.dumps(open_tag)}"),
+        xgr.Grammar.from_json_schema(json.dumps(calls), any_whitespace=False, strict_mode=True),
+        xgr.Grammar.from_ebnf(f"root ::= {json.dumps(close_tag)}"),
+    )
+    compiled = compiler.compile_grammar(xgr.Grammar.union(answer, call))
+    return lambda: XGrammarConstraint(compiled)
+
+
+async def answer_or_call_constraint_async(
+    compiler: xgrammar.GrammarCompiler,
+    answer_schema: dict[str, Any],
+    specs: list[dict[str, Any]],
+    open_tag: str,
+    close_tag: str,
+    limit_s: float = GRAMMAR_COMPILE_TIMEOUT_S,
+) -> ConstraintFactory:
+    future = asyncio.get_running_loop().run_in_executor(
+        _compile_pool(), answer_or_call_constraint, compiler, answer_schema, specs, open_tag, close_tag
+    )
+    try:
+        return await asyncio.wait_for(future, limit_s)
+    except TimeoutError:
+        raise GrammarCompileTimeout(f"compiling the output grammar took more than {limit_s:.0f}s") from None
+
+
 def json_schema_constraint(
     compiler: xgrammar.GrammarCompiler, schema: dict[str, Any] | str
 ) -> ConstraintFactory:
