@@ -40,6 +40,7 @@ class TurnContext:
     response_format: Any = "auto"
     truncation: str = "auto"
     last_messages: int | None = None
+    reasoning_effort: str | None = None
 
 
 def text_of(message: dict[str, Any]) -> str:
@@ -203,4 +204,5 @@ async def load_turn_context(
         response_format=run.get("response_format") or "auto",
         truncation=truncation,
         last_messages=last,
+        reasoning_effort=run.get("reasoning_effort"),
     )

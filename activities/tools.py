@@ -65,6 +65,26 @@ def returned_files(changed: list[Any], count: int, total: int) -> tuple[list[Any
     return kept, skipped
 
 
+def result_delta(inp: BuiltinToolsInput, detail: dict[str, Any], index: int) -> dict[str, Any]:
+    """The `thread.run.step.delta` with a built-in call's results, as OpenAI streams them: a
+    code_interpreter call's outputs (indexed), a file_search call's results. Its input streamed
+    while the model wrote it."""
+    call: dict[str, Any] = {"index": index, "id": detail["id"], "type": detail["type"]}
+    if detail["type"] == "code_interpreter":
+        outputs = detail["code_interpreter"].get("outputs") or []
+        call["code_interpreter"] = {"outputs": [{"index": i, **o} for i, o in enumerate(outputs)]}
+    else:  # result content is shown only to those who ask (`include[]`), never in the stream
+        fs = dict(detail.get("file_search") or {})
+        if "results" in fs:
+            fs["results"] = [{k: v for k, v in r.items() if k != "content"} for r in fs["results"]]
+        call["file_search"] = fs
+    return {
+        "id": inp.step_id,
+        "object": "thread.run.step.delta",
+        "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call]}},
+    }
+
+
 def _args(call: ToolCall) -> dict[str, Any]:
     try:
         value = json.loads(call.arguments or "{}")
@@ -97,7 +117,7 @@ class ToolActivities:
             drop_kernel = activity.info().attempt > 1
             details: list[dict[str, Any]] = []
             outputs: dict[str, str] = {}
-            for call in inp.calls:
+            for index, call in enumerate(inp.calls):
                 done = recorded.get(call.id)
                 if done is None:
                     if call.type == "file_search":
@@ -105,7 +125,7 @@ class ToolActivities:
                     else:
                         detail, text = await self._code(inp, call, drop_kernel)
                         drop_kernel = False
-                    done = await self._save(inp, call, detail, text[:MODEL_OUTPUT_CHARS])
+                    done = await self._save(inp, call, detail, text[:MODEL_OUTPUT_CHARS], index)
                 details.append(done[0])
                 outputs[call.id] = done[1]
             await self._record(inp, details)
@@ -122,10 +142,12 @@ class ToolActivities:
         return {r["call_id"]: (r["detail"], r["output"]) for r in rows}
 
     async def _save(
-        self, inp: BuiltinToolsInput, call: ToolCall, detail: dict[str, Any], text: str
+        self, inp: BuiltinToolsInput, call: ToolCall, detail: dict[str, Any], text: str, index: int = 0
     ) -> tuple[dict[str, Any], str]:
-        """Record one call's result; when another attempt recorded it first, its result wins."""
-        async with self.pool.connection() as conn:
+        """Record one call's result; when another attempt recorded it first, its result wins. The
+        step delta that streams the result (code_interpreter outputs, file_search results) is
+        appended in the same transaction, so it is sent once, whichever attempt recorded it."""
+        async with self.pool.connection() as conn, conn.transaction():
             row = await (
                 await conn.execute(
                     """
@@ -147,6 +169,10 @@ class ToolActivities:
                     ),
                 )
             ).fetchone()
+            if row is not None:
+                await append_events(
+                    conn, inp.run_id, [("thread.run.step.delta", result_delta(inp, detail, index))]
+                )
         if row is not None:
             return detail, text
         return (await self._recorded([call.id]))[call.id]

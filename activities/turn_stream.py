@@ -5,7 +5,9 @@ run event log (`run_events`, through `append_events`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import json
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -24,27 +26,36 @@ def _run_of(inp: GenerateInput) -> dict[str, Any]:
 
 
 class _Coalescer:
-    """Collects text pushed from the engine thread; hands it out in flush-sized pieces."""
+    """Collects text pushed from the engine thread; hands it out in flush-sized pieces. The first
+    piece goes out at once (time to first token), later ones gather for up to FLUSH_EVERY_S, and
+    closing flushes at once (the turn's end is not held back by a pending interval)."""
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[str | None] = asyncio.Queue()
         self.loop = asyncio.get_running_loop()
+        self._closing = asyncio.Event()
 
     def push(self, piece: str) -> None:  # engine thread
         if piece:
             self.loop.call_soon_threadsafe(self.queue.put_nowait, piece)
 
     def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, None)
+        self.loop.call_soon_threadsafe(self._close)
+
+    def _close(self) -> None:
+        self.queue.put_nowait(None)
+        self._closing.set()
 
     async def pieces(self):  # type: ignore[no-untyped-def]
-        done = False
+        done, first = False, True
         while not done:
-            first = await self.queue.get()
-            chunks = [] if first is None else [first]
-            done = first is None
-            if not done:
-                await asyncio.sleep(FLUSH_EVERY_S)
+            item = await self.queue.get()
+            chunks = [] if item is None else [item]
+            done = item is None
+            if not done and not first:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), FLUSH_EVERY_S)
+            first = False
             while not self.queue.empty():
                 item = self.queue.get_nowait()
                 if item is None:
@@ -107,6 +118,53 @@ class MessageStream(_Coalescer):
             await self.write_text(text)
 
 
+class PartialString:
+    """The value of one string field of a JSON object that arrives in pieces, decoded as far as
+    it can be: `feed` returns the newly decoded characters (an escape cut in two waits)."""
+
+    def __init__(self, key: str) -> None:
+        self.raw = ""
+        self.key = f'"{key}"'
+        self.start: int | None = None  # index in raw just after the value's opening quote
+        self.pos = 0  # next raw index to decode
+        self.done = False
+
+    def feed(self, piece: str) -> str:
+        self.raw += piece
+        if self.start is None:
+            k = self.raw.find(self.key)
+            if k < 0:
+                return ""
+            rest = self.raw[k + len(self.key) :].lstrip()
+            if not rest.startswith(":"):
+                return ""
+            value = rest[1:].lstrip()
+            if not value.startswith('"'):
+                return ""
+            self.start = len(self.raw) - len(value) + 1
+            self.pos = self.start
+        out: list[str] = []
+        raw = self.raw
+        while not self.done and self.pos < len(raw):
+            c = raw[self.pos]
+            if c == '"':
+                self.done = True
+            elif c != "\\":
+                out.append(c)
+                self.pos += 1
+                continue
+            else:
+                end = self.pos + (6 if raw[self.pos + 1 : self.pos + 2] == "u" else 2)
+                if end > len(raw):
+                    break  # the escape is not complete yet
+                try:
+                    out.append(json.loads(f'"{raw[self.pos : end]}"'))
+                except ValueError:
+                    out.append(raw[self.pos : end])
+                self.pos = end
+        return "".join(out)
+
+
 class ToolStepStream(_Coalescer):
     """A tool_calls step: created when the call starts, argument deltas as they are generated."""
 
@@ -125,7 +183,22 @@ class ToolStepStream(_Coalescer):
         step = self._step([call])
         async with self.pool.connection() as conn, conn.transaction():
             await self._create(conn, step)
+            # The call's first delta (its id, type, name, no input yet), as OpenAI sends: the SDK
+            # reports it as `on_tool_call_created` and every later piece as `on_tool_call_delta`.
+            await append_events(conn, self.inp.run_id, [self._delta(call, "")], self.attempt)
         self._pump = asyncio.create_task(self._write_deltas())
+
+    def _delta(self, call: ToolCall, piece: str) -> tuple[str, dict[str, Any]]:
+        if call.type == "code_interpreter":
+            item = {"id": call.id, "type": call.type, "code_interpreter": {"input": piece, "outputs": []}}
+        else:
+            item = tool_call_object(dataclasses.replace(call, arguments=piece), in_step=True)
+        delta = {
+            "id": self.step_id,
+            "object": "thread.run.step.delta",
+            "delta": {"step_details": {"type": "tool_calls", "tool_calls": [{"index": 0, **item}]}},
+        }
+        return "thread.run.step.delta", delta
 
     async def _create(self, conn: DbConn, step: dict[str, Any]) -> None:
         """Insert the step once (retries find it there) and announce it only when it is new."""
@@ -140,26 +213,15 @@ class ToolStepStream(_Coalescer):
     async def _write_deltas(self) -> None:
         call = self.call
         assert call is not None
+        code = PartialString("code") if call.type == "code_interpreter" else None
         async for text in self.pieces():
-            if call.type != "function":
-                continue  # built-in calls show their input once complete
-            delta = {
-                "id": self.step_id,
-                "object": "thread.run.step.delta",
-                "delta": {
-                    "step_details": {
-                        "type": "tool_calls",
-                        "tool_calls": [
-                            {
-                                "index": 0,
-                                **tool_call_object(dataclasses.replace(call, arguments=text), in_step=True),
-                            }
-                        ],
-                    }
-                },
-            }
-            async with self.pool.connection() as conn:
-                await append_events(conn, self.inp.run_id, [("thread.run.step.delta", delta)], self.attempt)
+            if code is not None:  # the code as the model writes it, out of its JSON arguments
+                text = code.feed(text)
+            elif call.type != "function":
+                continue  # file_search shows its query once complete
+            if text:
+                async with self.pool.connection() as conn:
+                    await append_events(conn, self.inp.run_id, [self._delta(call, text)], self.attempt)
 
     async def flush(self) -> None:
         if self._pump is not None:

@@ -33,7 +33,11 @@ ON CONFLICT (project_id) DO UPDATE SET
 RETURNING requests, window_start + 60 - extract(epoch FROM clock_timestamp())::float8 AS reset_seconds
 """
 _ACTIVE_RUNS = f"SELECT count(*) AS n FROM runs WHERE project_id = %s AND {ACTIVE_RUN_SQL}"
-_STORED_BYTES = "SELECT coalesce(sum((data->>'bytes')::bigint), 0) AS n FROM files WHERE project_id = %s"
+# Files, and the parts of uploads not yet completed (they hold storage until then).
+_STORED_BYTES = (
+    "SELECT (SELECT coalesce(sum((data->>'bytes')::bigint), 0) FROM files WHERE project_id = %(p)s)"
+    " + (SELECT coalesce(sum(bytes), 0) FROM upload_parts WHERE project_id = %(p)s) AS n"
+)
 # Serialises check-then-insert per project and resource across replicas (held to commit).
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 
@@ -146,7 +150,7 @@ async def reserve_active_run(conn: Any, settings: Settings, project: str) -> Non
 
 def _storage_full(project: str, limit: int) -> RateLimited:
     return RateLimited(
-        f"You exceeded the storage quota of project {project}: {limit} bytes of files. "
+        f"You exceeded the storage quota of project {project}: {limit} bytes of files and upload parts. "
         "Delete files to free space.",
         retry_after=None,
         type="insufficient_quota",
@@ -160,7 +164,7 @@ async def stored_bytes_left(pool: DbPool, settings: Settings, project: str) -> i
     if limit <= 0:
         return None
     async with pool.connection() as conn:
-        row: Any = await (await conn.execute(_STORED_BYTES, (project,))).fetchone()
+        row: Any = await (await conn.execute(_STORED_BYTES, {"p": project})).fetchone()
     left = limit - int(row["n"])
     if left <= 0:
         raise _storage_full(project, limit)
@@ -177,6 +181,6 @@ async def reserve_stored_bytes(conn: Any, settings: Settings, project: str, size
     if limit <= 0:
         return
     await conn.execute(_LOCK, (f"assistants.stored_bytes:{project}",))
-    row: Any = await (await conn.execute(_STORED_BYTES, (project,))).fetchone()
+    row: Any = await (await conn.execute(_STORED_BYTES, {"p": project})).fetchone()
     if int(row["n"]) + size > limit:
         raise _storage_full(project, limit)

@@ -10,6 +10,7 @@ solves dependencies): a missing or bad key is a 401 with the body left unread.
 from __future__ import annotations
 
 import logging
+import re
 
 import psycopg
 from starlette.datastructures import Headers
@@ -21,7 +22,10 @@ from api.limits import RateLimited
 from assistants.settings import Settings
 
 log = logging.getLogger(__name__)
-_UPLOAD_PREFIXES = ("/v1/files", "/v1/uploads")
+_PARTS_PATH = re.compile(r"^/v1/uploads/[^/]+/parts/?$")
+# Room for the multipart framing around a part's bytes (boundaries, part headers); the part's own
+# bytes are held to `upload_part_max_bytes` exactly by the route.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
 # The connection cannot be reused when the rest of a body was never read.
 _CLOSE = {"connection": "close"}
 
@@ -31,8 +35,10 @@ class _BodyTooLarge(Exception):
 
 
 def body_limit(settings: Settings, path: str) -> int:
-    if path.startswith(_UPLOAD_PREFIXES):
+    if path.startswith("/v1/files"):
         return max(settings.max_request_bytes, settings.max_file_bytes)
+    if _PARTS_PATH.match(path):  # only the parts route of /v1/uploads takes large bodies
+        return max(settings.max_request_bytes, settings.upload_part_max_bytes + MULTIPART_OVERHEAD_BYTES)
     return settings.max_request_bytes
 
 

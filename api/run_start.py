@@ -16,7 +16,7 @@ from api.errors import APIError, bad_request, not_found
 from api.limits import reserve_active_run
 from api.routers.assistants import check_model
 from api.run_settle import fail_unstarted_run, orchestration_error
-from api.vector_store_ops import check_attachments
+from api.vector_store_ops import check_attachments, refuse_expired_stores
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_events
 from assistants.ids import new_id
@@ -57,6 +57,15 @@ def _expires_seconds(settings: Settings, assistant: dict[str, Any]) -> int:
     return max(1, min(value, settings.max_run_expires_seconds))
 
 
+def _store_ids(*owners: dict[str, Any]) -> list[str]:
+    """The vector stores the assistant's and the thread's `tool_resources.file_search` name."""
+    return [
+        sid
+        for o in owners
+        for sid in (((o.get("tool_resources") or {}).get("file_search") or {}).get("vector_store_ids") or [])
+    ]
+
+
 async def create_run(
     pool: DbPool,
     settings: Settings,
@@ -65,6 +74,7 @@ async def create_run(
     body: RunOptions,
     additional_instructions: str | None,
     additional_messages: list[MessageCreate] | None,
+    include: list[str] | None = None,
 ) -> dict[str, Any]:
     assistant_id: str = body.assistant_id  # type: ignore[attr-defined]
     async with pool.connection() as conn:
@@ -82,6 +92,8 @@ async def create_run(
     tools = [dump(t) for t in body.tools] if body.tools is not None else assistant.get("tools", [])
     tools = [{"type": "file_search"} if t["type"] == "retrieval" else t for t in tools]
     _check_tool_choice(body.tool_choice, tools)
+    if any(t["type"] == "file_search" for t in tools):
+        await refuse_expired_stores(pool, project, _store_ids(assistant, thread))
     instructions = (
         body.instructions if body.instructions is not None else (assistant.get("instructions") or "")
     )
@@ -124,7 +136,11 @@ async def create_run(
         "tool_choice": (body.tool_choice if isinstance(body.tool_choice, str) else dump(body.tool_choice))
         or "auto",
         "parallel_tool_calls": True if body.parallel_tool_calls is None else body.parallel_tool_calls,
+        "reasoning_effort": body.reasoning_effort
+        if body.reasoning_effort is not None
+        else assistant.get("reasoning_effort"),
         "_limits": {"expires_seconds": expires},
+        "_include": list(include or []),  # what its streams carry (api/sse.py)
     }
     try:
         async with pool.connection() as conn, conn.transaction():

@@ -35,6 +35,7 @@ from api.sse_encode import DONE, HEADERS, KEEPALIVE, encode, error_event
 from api.sse_hub import RunEventHub
 from api.sse_view import ClientView, restore_view
 from assistants.db.pool import Pool as DbPool
+from assistants.file_search import shape_step
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,11 @@ class Outage:
         self.since, self.failures = None, 0
 
 
-async def run_events(pool: DbPool, hub: RunEventHub, run_id: str, after: int = 0) -> AsyncIterator[bytes]:
-    """The run's events after seq `after`, encoded, until a stop event; then `done`."""
+async def run_events(
+    pool: DbPool, hub: RunEventHub, run_id: str, after: int = 0, include: list[str] | None = None
+) -> AsyncIterator[bytes]:
+    """The run's events after seq `after`, encoded, until a stop event; then `done`. Step events
+    carry file_search result content only when the run was created with it in `include[]`."""
     wake = hub.subscribe(run_id)
     outage = Outage(run_id)
     try:
@@ -139,6 +143,8 @@ async def run_events(pool: DbPool, hub: RunEventHub, run_id: str, after: int = 0
                 out = [] if row["discarded"] else view.render(row)
                 if not out:
                     continue
+                if row["event"].startswith("thread.run.step."):
+                    out = [shape_step(data, include) for data in out]
                 for data in out[:-1]:  # without an id: resuming before this row sends it again
                     yield encode(row["event"], data)
                 yield encode(row["event"], out[-1], row["seq"])
@@ -178,5 +184,7 @@ def stream_response(body: AsyncIterator[bytes]) -> StreamingResponse:
     return StreamingResponse(body, media_type="text/event-stream", headers=HEADERS)
 
 
-def run_stream(pool: DbPool, hub: RunEventHub, run_id: str, after: int = 0) -> StreamingResponse:
-    return stream_response(run_events(pool, hub, run_id, after))
+def run_stream(
+    pool: DbPool, hub: RunEventHub, run_id: str, after: int = 0, include: list[str] | None = None
+) -> StreamingResponse:
+    return stream_response(run_events(pool, hub, run_id, after, include))

@@ -80,7 +80,9 @@ async def check_files(pool: DbPool, project: str, file_ids: list[str], param: st
     async with pool.connection() as conn:
         rows = await (
             await conn.execute(
-                "SELECT id FROM files WHERE id = ANY(%s) AND project_id = %s", (list(file_ids), project)
+                "SELECT id FROM files WHERE id = ANY(%s) AND project_id = %s"
+                " AND coalesce((data->>'expires_at')::bigint > %s, true)",  # an expired file is gone
+                (list(file_ids), project, now()),
             )
         ).fetchall()
     missing = [f for f in file_ids if f not in {r["id"] for r in rows}]
@@ -102,6 +104,31 @@ async def check_stores(pool: DbPool, project: str, store_ids: list[str], param: 
     missing = [s for s in store_ids if s not in {r["id"] for r in rows}]
     if missing:
         raise not_found("vector store", missing[0], param)
+
+
+async def refuse_expired_stores(
+    pool: DbPool,
+    project: str,
+    store_ids: list[str],
+    param: str | None = "tool_resources.file_search.vector_store_ids",
+) -> None:
+    """A run cannot search a vector store past its `expires_at` (OpenAI answers 400 too)."""
+    if not store_ids:
+        return
+    async with pool.connection() as conn:
+        row = await (
+            await conn.execute(
+                "SELECT id FROM vector_stores WHERE id = ANY(%s) AND project_id = %s"
+                " AND (data->>'expires_at')::bigint <= %s LIMIT 1",
+                (list(store_ids), project, now()),
+            )
+        ).fetchone()
+    if row is not None:
+        raise bad_request(
+            f"Vector store {row['id']} has expired (its expires_after passed) and can no longer be searched.",
+            param,
+            "vector_store_expired",
+        )
 
 
 async def check_tool_resources(pool: DbPool, project: str, tool_resources: Any) -> None:

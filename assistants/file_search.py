@@ -12,6 +12,35 @@ from typing import Any
 from assistants.payloads import FileSearchOutput
 
 DEFAULT_RANKING = {"ranker": "default_2024_08_21", "score_threshold": 0.0}
+# The one `include[]` value of runs and run steps: file_search results carry their text.
+RESULT_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+
+
+def shape_step(step: dict[str, Any], include: list[str] | None) -> dict[str, Any]:
+    """A step object (or a `thread.run.step.delta`) as a client sees it: file_search result
+    `content` only when asked for with `include[]`, as OpenAI does. Returns a copy when it cuts."""
+    if RESULT_CONTENT in (include or []):
+        return step
+    details = step.get("step_details")
+    delta = step.get("delta")
+    if not isinstance(details, dict) and isinstance(delta, dict):
+        details = delta.get("step_details")
+    if not isinstance(details, dict):
+        return step
+    calls = details.get("tool_calls")
+    if not calls or not any(c.get("type") == "file_search" for c in calls):
+        return step
+    shaped_calls = []
+    for call in calls:
+        fs = call.get("file_search")
+        if call.get("type") == "file_search" and isinstance(fs, dict) and fs.get("results"):
+            results = [{k: v for k, v in r.items() if k != "content"} for r in fs["results"]]
+            call = {**call, "file_search": {**fs, "results": results}}
+        shaped_calls.append(call)
+    shaped_details = {**details, "tool_calls": shaped_calls}
+    if isinstance(step.get("step_details"), dict):
+        return {**step, "step_details": shaped_details}
+    return {**step, "delta": {**step["delta"], "step_details": shaped_details}}
 
 
 def ranking_options(tool: dict[str, Any] | None) -> dict[str, Any]:

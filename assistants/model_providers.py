@@ -36,6 +36,8 @@ class RemoteModel:
     api_key_env: str | None = None  # the env var holding its key (the key never sits in config)
     timeout_s: float = 600.0  # per request, covering a whole streamed answer
     capabilities: Capabilities = field(default_factory=Capabilities)
+    # Engine-specific request fields merged into every request (e.g. vLLM's {"ignore_eos": true}).
+    extra_body: dict[str, Any] = field(default_factory=dict)
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) if self.api_key_env else None
@@ -84,4 +86,13 @@ def _one(name: str, spec: Any) -> RemoteModel | None:
         api_key_env=spec.get("api_key_env"),
         timeout_s=float(spec.get("timeout_s", 600.0)),
         capabilities=Capabilities(**caps),
+        extra_body=_extra(name, spec.get("extra_body")),
     )
+
+
+def _extra(name: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ProviderConfigError(f"model {name!r}: extra_body must be an object")
+    return value

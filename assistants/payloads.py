@@ -96,6 +96,9 @@ class GenerateInput:
     # `tool_choice` and truncation are empty here; the activity reads them from Postgres, records
     # its output there (run_turns) and returns only ids and counts.
     by_reference: bool = False
+    # The run's `reasoning_effort` (issue 14), read from its row with the rest of the turn's
+    # context; it reaches models whose chat template takes it.
+    reasoning_effort: str | None = None
 
 
 @dataclass

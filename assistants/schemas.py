@@ -78,6 +78,25 @@ def _check_metadata(v: dict[str, str] | None) -> dict[str, str] | None:
 Metadata = Annotated[dict[str, str] | None, Field(default=None)]
 
 
+def _check_attributes(v: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Vector store file `attributes`: 16 pairs, 64-character keys, values strings of at most
+    512 characters, numbers or booleans (the spec's VectorStoreFileAttributes)."""
+    if v is None:
+        return v
+    if len(v) > 16:
+        raise ValueError("attributes may hold at most 16 pairs")
+    for k, val in v.items():
+        if len(k) > 64:
+            raise ValueError("attribute keys may be at most 64 characters")
+        if isinstance(val, str) and len(val) > 512:
+            raise ValueError("attribute values may be at most 512 characters")
+    return v
+
+
+# The SDK's `ReasoningEffort` (openai/types/shared/reasoning_effort.py), every value of it.
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None
+
+
 class FunctionDefinition(Strict):
     name: str
     description: str | None = None
@@ -223,7 +242,7 @@ class AssistantFields(Strict):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     response_format: ResponseFormat = None
-    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+    reasoning_effort: ReasoningEffort = None
     file_ids: list[str] | None = None  # v1
 
     _meta = field_validator("metadata")(_check_metadata)
@@ -300,7 +319,9 @@ class MessageUpdate(Strict):
 
 
 class ThreadCreate(Strict):
-    messages: list[MessageCreate] | None = Field(default=None, max_length=32)
+    # OpenAI sets no cap on the count (a thread holds up to 100,000 messages); the request body
+    # limit (api/limits_body.py) bounds it.
+    messages: list[MessageCreate] | None = None
     tool_resources: ToolResources | None = None
     metadata: Metadata = None
     _meta = field_validator("metadata")(_check_metadata)
@@ -353,7 +374,7 @@ class RunOptions(Strict):
     tool_choice: ToolChoice = None
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat = None
-    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+    reasoning_effort: ReasoningEffort = None
 
     _meta = field_validator("metadata")(_check_metadata)
     _tools = field_validator("tools")(_check_tools)
@@ -362,7 +383,7 @@ class RunOptions(Strict):
 class RunCreate(RunOptions):
     assistant_id: str
     additional_instructions: str | None = Field(default=None, max_length=256_000)
-    additional_messages: list[MessageCreate] | None = Field(default=None, max_length=32)
+    additional_messages: list[MessageCreate] | None = None  # no cap, as in the spec
 
 
 class ThreadAndRunCreate(RunOptions):
@@ -402,29 +423,34 @@ class VectorStoreCreate(Strict):
     file_ids: list[str] = Field(default_factory=list, max_length=500)
     chunking_strategy: dict[str, Any] | None = None
     expires_after: ExpiresAfter | None = None
-    metadata: dict[str, str] | None = None
+    metadata: Metadata = None
+    _meta = field_validator("metadata")(_check_metadata)
 
 
 class VectorStoreUpdate(Strict):
     name: str | None = None
     expires_after: ExpiresAfter | None = None
-    metadata: dict[str, str] | None = None
+    metadata: Metadata = None
+    _meta = field_validator("metadata")(_check_metadata)
 
 
 class VectorStoreFileCreate(Strict):
     file_id: str
     chunking_strategy: dict[str, Any] | None = None
     attributes: Attributes | None = None
+    _attrs = field_validator("attributes")(_check_attributes)
 
 
 class VectorStoreFileUpdate(Strict):
     attributes: Attributes | None
+    _attrs = field_validator("attributes")(_check_attributes)
 
 
 class BatchFile(Strict):
     file_id: str
     chunking_strategy: dict[str, Any] | None = None
     attributes: Attributes | None = None
+    _attrs = field_validator("attributes")(_check_attributes)
 
 
 class VectorStoreFileBatchCreate(Strict):
@@ -432,6 +458,7 @@ class VectorStoreFileBatchCreate(Strict):
     files: list[BatchFile] | None = Field(None, max_length=2000)
     chunking_strategy: dict[str, Any] | None = None
     attributes: Attributes | None = None
+    _attrs = field_validator("attributes")(_check_attributes)
 
 
 class SearchRanking(Strict):
@@ -440,8 +467,29 @@ class SearchRanking(Strict):
 
 
 class VectorStoreSearch(Strict):
-    query: str | list[str]
+    query: str | list[str] = Field(min_length=1)
     max_num_results: int = Field(10, ge=1, le=50)
     ranking_options: SearchRanking | None = None
     filters: dict[str, Any] | None = None
     rewrite_query: bool = False
+
+
+# --- Uploads (issue 14) ---------------------------------------------------------------------
+
+
+class FileExpiresAfter(Strict):
+    anchor: Literal["created_at"]
+    seconds: int = Field(ge=3600, le=2_592_000)
+
+
+class UploadCreate(Strict):
+    bytes: int = Field(ge=0)
+    filename: str = Field(min_length=1, max_length=1024)
+    mime_type: str = Field(min_length=1, max_length=255)
+    purpose: str
+    expires_after: FileExpiresAfter | None = None
+
+
+class UploadComplete(Strict):
+    part_ids: list[str] = Field(max_length=100_000)
+    md5: str | None = None

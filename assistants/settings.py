@@ -111,6 +111,10 @@ class Settings(BaseSettings):
 
     # --- Files, vector stores, retrieval (owner: files; issue 5) -------------------------------
     max_file_bytes: int = 512 * 1024**2  # largest upload to /v1/files (413 above it)
+    # /v1/uploads (issue 14): a file sent in parts, as OpenAI documents it (8 GB, 64 MB parts, 1 h).
+    upload_max_bytes: int = Field(default=8 * 1024**3, ge=1)  # `bytes` of one Upload, at most
+    upload_part_max_bytes: int = Field(default=64 * 1024**2, ge=1)  # one part (413 above it)
+    upload_expires_seconds: int = Field(default=3600, ge=60)  # a pending Upload expires after this
     storage_backend: Literal["local", "s3"] = "local"
     storage_dir: Path | None = None  # local backend root; None = <data_dir>/files
     s3_bucket: str | None = None

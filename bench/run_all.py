@@ -34,6 +34,8 @@ TIMEOUTS = {
     "bench_retrieval.py": 330,
     "bench_streaming.py": 150,
     "bench_history.py": 200,
+    "bench_vllm.py": 480,  # SEPARATE below: run with --only bench_vllm.py
+    "bench_inference.py": 600,  # SEPARATE below: run with --only bench_inference.py
 }
 DEFAULT_TIMEOUT = 150
 # The order they run in: the model benchmarks first, while the machine is coolest.
@@ -47,8 +49,10 @@ ORDER = [
 ]
 
 
-# Run on their own, not by `make bench`: the chaos run takes about 10 minutes by itself.
-SEPARATE = {"chaos.py"}
+# Run on their own, not by `make bench`: the chaos run takes about 10 minutes by itself; the vLLM
+# server alone takes ~2.5 minutes to start here (and needs .vllm-venv from scripts/setup_vllm.sh).
+# bench_inference.py: a stack plus every column at 1/8/16 concurrent, ~5 minutes on a quiet box.
+SEPARATE = {"chaos.py", "bench_vllm.py", "bench_inference.py"}
 
 
 def scripts(only: set[str] | None) -> list[Path]:

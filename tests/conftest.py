@@ -24,6 +24,7 @@ warnings.filterwarnings("ignore", message=".*Assistants API is deprecated.*")
 # provider, tests/test_providers.py). vLLM starts in the background as soon as the stack is up
 # (it takes minutes on 2 cores); the `vllm` fixture waits for it.
 REMOTE_MODEL = "smollm2-vllm"
+REMOTE_MODEL_LONG = "smollm2-vllm-long"  # the same upstream, asked to ignore EOS (long answers)
 VLLM_PORT = vllm_server.free_port()
 _vllm: vllm_server.VllmServer | None = None
 _wants_vllm = False  # any collected test uses the `vllm` fixture
@@ -35,16 +36,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _providers() -> str:
-    return json.dumps(
-        {
-            REMOTE_MODEL: {
-                "provider": "openai",
-                "base_url": f"http://127.0.0.1:{VLLM_PORT}/v1",
-                "model": REMOTE_MODEL,
-                "capabilities": {"tools": True, "json_schema": True, "vision": False, "context_length": 4096},
-            }
-        }
-    )
+    remote = {
+        "provider": "openai",
+        "base_url": f"http://127.0.0.1:{VLLM_PORT}/v1",
+        "model": REMOTE_MODEL,
+        "capabilities": {"tools": True, "json_schema": True, "vision": False, "context_length": 4096},
+    }
+    long = {**remote, "extra_body": {"ignore_eos": True}}
+    return json.dumps({REMOTE_MODEL: remote, REMOTE_MODEL_LONG: long})
 
 
 @pytest.fixture(scope="session")

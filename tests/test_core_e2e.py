@@ -13,6 +13,7 @@ import httpx
 import openai
 import pytest
 
+from tests.conftest import REMOTE_MODEL, REMOTE_MODEL_LONG
 from tests.stackutil import StackHandle
 
 pytestmark = pytest.mark.timeout(300)
@@ -23,7 +24,8 @@ def _text(message) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_models_and_auth(stack: StackHandle, client: openai.OpenAI) -> None:
-    assert [m.id for m in client.models.list()] == ["smollm2-135m-instruct"]
+    # The bundled in-process model first, then the session stack's remote (vLLM) models.
+    assert [m.id for m in client.models.list()] == ["smollm2-135m-instruct", REMOTE_MODEL, REMOTE_MODEL_LONG]
     for key in (None, "sk-wrong"):
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         r = httpx.get(stack.base_url + "/models", headers=headers)

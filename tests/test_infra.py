@@ -1,6 +1,7 @@
 """infra/ stays consistent with the settings: the Compose file and the Kubernetes manifests set
 only variables that Settings reads, set the ones production needs, and wire the fleets right
-(inference on the GPU queue, probes on /health at the API port). Static: no Docker, no network."""
+(inference on the GPU queue, probes on /health at the API port), and the vLLM inference tier is
+wired to the remote model provider. Static: no Docker, no network."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 import yaml
 from pydantic import AliasChoices
 
+from assistants.model_providers import RemoteModel, parse_providers
 from assistants.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,8 +63,14 @@ def queue_of(command: list[str]) -> str | None:
     return command[command.index("--queue") + 1] if "--queue" in command else None
 
 
+def provider_key_envs(env: dict[str, str]) -> set[str]:
+    """The env vars ASSISTANTS_MODEL_PROVIDERS names for its keys (read by the providers)."""
+    remote = parse_providers(env.get("ASSISTANTS_MODEL_PROVIDERS", ""))
+    return {m.api_key_env for m in remote.values() if m.api_key_env}
+
+
 def check_app_env(where: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
-    unknown = set(env) - ALLOWED - LIBRARY_ENV
+    unknown = set(env) - ALLOWED - LIBRARY_ENV - provider_key_envs(env)
     assert not unknown, f"{where} sets variables Settings does not read: {sorted(unknown)}"
     missing = REQUIRED - set(env)
     assert not missing, f"{where} does not set {sorted(missing)}"
@@ -124,6 +132,52 @@ def test_compose_runs_a_real_temporal_server_and_pgvector(compose) -> None:
     script = " ".join(services["temporal-init"]["command"])
     for name in ("AssistantId", "ThreadId", "ProjectId"):
         assert name in script
+
+
+def vllm_args(args: list[str]) -> dict[str, str]:
+    """`--flag=value` / `--flag value` / `--flag` -> {flag: value or ""}."""
+    out: dict[str, str] = {}
+    items = [str(a) for a in args]
+    for i, item in enumerate(items):
+        if item.startswith("--"):
+            flag, eq, value = item[2:].partition("=")
+            following = items[i + 1] if i + 1 < len(items) else "--"
+            out[flag] = value if eq else ("" if following.startswith("--") else following)
+    return out
+
+
+def check_vllm_serves(remote: RemoteModel, args: dict[str, str], host: str, port: int) -> None:
+    """The provider's base_url reaches this server, under the name it serves, with tool calls."""
+    assert remote.base_url == f"http://{host}:{port}/v1", remote
+    assert int(args["port"]) == port and args["host"] == "0.0.0.0"
+    assert args.get("served-model-name", args.get("model")) == remote.model
+    assert remote.api_key_env == "VLLM_API_KEY"
+    assert remote.capabilities.context_length <= int(args["max-model-len"])
+    if remote.capabilities.tools:  # `auto` needs the parser; named/required use guided decoding
+        assert "enable-auto-tool-choice" in args and args.get("tool-call-parser")
+
+
+def test_compose_vllm_tier(compose, monkeypatch) -> None:
+    services = compose["services"]
+    vllm = services["vllm"]
+    assert str(vllm["image"]).startswith("vllm/vllm-openai:")
+    devices = vllm["deploy"]["resources"]["reservations"]["devices"]
+    assert any(d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", []) for d in devices)
+    assert "/health" in " ".join(vllm["healthcheck"]["test"])
+    assert "ports" not in vllm  # only the compose network reaches it
+    # The model volume: a named volume, so the weights outlive the container.
+    assert any(str(v).split(":")[0] in compose.get("volumes", {}) for v in vllm["volumes"])
+    assert "VLLM_API_KEY" in compose_env(vllm)
+    args = vllm_args(vllm["command"])
+    apps = app_services(compose)
+    for name, service in apps.items():
+        remote = settings_from(compose_env(service), monkeypatch).remote_models()
+        assert list(remote) == ["vllm-default"], name  # the API lists it, the workers call it
+        check_vllm_serves(remote["vllm-default"], args, "vllm", 8000)
+    # The inference workers hold the key; the in-process worker stays as it was (GPU, cuda).
+    for name, service in apps.items():
+        if queue_of(service["command"]) == "inference":
+            assert compose_env(service)["VLLM_API_KEY"] == compose_env(vllm)["VLLM_API_KEY"], name
 
 
 # --- Kubernetes ---------------------------------------------------------------------------------
@@ -206,6 +260,42 @@ def test_k8s_fleets(manifests, monkeypatch) -> None:
     service = of_kind(manifests, "Service")["assistants-api"]
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert all(port_of(p["targetPort"]) == settings.port for p in service["spec"]["ports"])
+
+
+def test_k8s_vllm_tier(manifests, monkeypatch) -> None:
+    deployment = of_kind(manifests, "Deployment")["vllm"]
+    pod = deployment["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert str(c["image"]).startswith("vllm/vllm-openai:")
+    assert int(c["resources"]["limits"]["nvidia.com/gpu"]) >= 1
+    assert pod.get("nodeSelector") and any(t["key"] == "nvidia.com/gpu" for t in pod.get("tolerations", []))
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    for probe in ("readinessProbe", "startupProbe"):
+        get = c[probe]["httpGet"]
+        assert get["path"] == "/health" and ports[get["port"]] == 8000, probe
+    # The model volume: a claim in the base, mounted where the weights are cached.
+    claims = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"]
+        for v in pod["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+    assert set(claims.values()) <= set(of_kind(manifests, "PersistentVolumeClaim"))
+    assert any(m["name"] in claims for m in c["volumeMounts"])
+    key = next(e for e in c["env"] if e["name"] == "VLLM_API_KEY")["valueFrom"]["secretKeyRef"]
+    assert "VLLM_API_KEY" in (of_kind(manifests, "Secret")[key["name"]].get("stringData") or {})
+
+    service = of_kind(manifests, "Service")["vllm"]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    (port,) = service["spec"]["ports"]
+    assert ports[port["targetPort"]] == 8000
+    args = vllm_args(c["args"])
+    assert int(args["port"]) == 8000
+    for name, _, app in app_containers(manifests):
+        env = container_env(app, manifests)
+        remote = settings_from(env, monkeypatch).remote_models()
+        assert list(remote) == ["vllm-default"], name
+        check_vllm_serves(remote["vllm-default"], args, "vllm", int(port["port"]))
+        assert "VLLM_API_KEY" in env, name  # the workers that call it hold the key
 
 
 def test_k8s_connects_to_an_existing_cluster(manifests) -> None:

@@ -336,3 +336,19 @@ def test_mobile_width_views(mobile: Playground, api_key: str, client: openai.Ope
     page.focus("#chat-input")
     assert page.evaluate("getComputedStyle(document.activeElement).boxShadow") != "none"
     mobile.shot("chat")
+
+
+def test_thread_picker_lists_recent_threads_and_loads_one(
+    desktop: Playground, api_key: str, client: openai.OpenAI
+) -> None:
+    """Issue 14 item 6: the chat view's "Recent threads" select lists GET /v1/threads; picking one
+    loads its transcript."""
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "picker check"}], metadata={"name": "picker-thread"}
+    )
+    page = desktop.open(api_key, view="chat")
+    option = page.wait_for_selector(f"#thread-picker option[value='{thread.id}']", state="attached")
+    assert option is not None and "picker-thread" in option.inner_text()
+    page.select_option("#thread-picker", thread.id)
+    page.wait_for_selector("#transcript .msg.user:has-text('picker check')")
+    assert page.inner_text("#thread-id") == thread.id

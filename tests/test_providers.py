@@ -18,7 +18,7 @@ import jsonschema
 import openai
 import pytest
 
-from tests.conftest import REMOTE_MODEL
+from tests.conftest import REMOTE_MODEL, REMOTE_MODEL_LONG
 from tests.vllm_server import VllmServer
 
 pytestmark = pytest.mark.timeout(600)
@@ -48,8 +48,8 @@ def _thread(client: openai.OpenAI, text: str) -> str:
     return client.beta.threads.create(messages=[{"role": "user", "content": text}]).id
 
 
-def _assistant(client: openai.OpenAI, **kw: object):  # type: ignore[no-untyped-def]
-    return client.beta.assistants.create(model=REMOTE_MODEL, temperature=0, **kw)  # type: ignore[arg-type]
+def _assistant(client: openai.OpenAI, model: str = REMOTE_MODEL, **kw: object):  # type: ignore[no-untyped-def]
+    return client.beta.assistants.create(model=model, temperature=0, **kw)  # type: ignore[arg-type]
 
 
 def test_remote_model_is_listed(client: openai.OpenAI, vllm: VllmServer) -> None:
@@ -151,7 +151,7 @@ def _wait_for_first_delta(client: openai.OpenAI, tid: str, run_id: str, timeout:
 
 
 def test_cancel_closes_the_upstream_request(client: openai.OpenAI, vllm: VllmServer) -> None:
-    a = _assistant(client)
+    a = _assistant(client, REMOTE_MODEL_LONG)  # 1500 tokens, EOS ignored: still generating when cancelled
     tid = _thread(client, LONG)
     run = client.beta.threads.runs.create(thread_id=tid, assistant_id=a.id, max_completion_tokens=1500)
     _wait_for_first_delta(client, tid, run.id)
@@ -168,7 +168,7 @@ def test_cancel_closes_the_upstream_request(client: openai.OpenAI, vllm: VllmSer
 
 
 def test_engine_killed_mid_run_retries_and_completes_once(client: openai.OpenAI, vllm: VllmServer) -> None:
-    a = _assistant(client)
+    a = _assistant(client, REMOTE_MODEL_LONG)
     tid = _thread(client, "Count from 1 to 60, one number per line.")
     run = client.beta.threads.runs.create(thread_id=tid, assistant_id=a.id, max_completion_tokens=200)
     _wait_for_first_delta(client, tid, run.id)

@@ -65,9 +65,15 @@ class LoadedModel:
         messages: list[dict[str, Any]],
         add_generation_prompt: bool = True,
         tools: list[dict[str, Any]] | None = None,
+        reasoning_effort: str | None = None,
     ) -> list[int]:
         """Messages are {"role", "content"} dicts (system/user/assistant/tool) -> prompt ids.
-        Templates that ignore tools (SmolLM2's) simply drop them."""
+        Templates that ignore tools (SmolLM2's) simply drop them. `reasoning_effort` (a run's)
+        reaches only templates that read it: others would receive it as an unused variable, which
+        is harmless, but a template is the model's own contract, so it is passed only when named."""
+        extra: dict[str, Any] = {}
+        if reasoning_effort is not None and self.takes_reasoning_effort:
+            extra["reasoning_effort"] = reasoning_effort
         with self._lock:  # the fast tokenizer is not safe to use from several threads at once
             ids = self.tokenizer.apply_chat_template(
                 messages,
@@ -75,10 +81,16 @@ class LoadedModel:
                 add_generation_prompt=add_generation_prompt,
                 tokenize=True,
                 return_dict=False,
+                **extra,
             )
         if isinstance(ids, dict) or hasattr(ids, "input_ids"):  # BatchEncoding on some versions
             ids = ids["input_ids"]
         return list(ids)
+
+    @property
+    def takes_reasoning_effort(self) -> bool:
+        """Whether the chat template reads `reasoning_effort` (gpt-oss's, some Qwen/DeepSeek ones)."""
+        return "reasoning_effort" in str(getattr(self.tokenizer, "chat_template", None) or "")
 
     def encode(self, text: str) -> list[int]:
         with self._lock:

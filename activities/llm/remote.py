@@ -79,6 +79,7 @@ async def stream_chat(
     if key:
         headers["Authorization"] = f"Bearer {key}"
     payload = {
+        **model.extra_body,
         **body,
         "model": model.model,
         "stream": True,

@@ -140,6 +140,8 @@ export function createChatView(root) {
   const composer = h("form", { id: "composer", class: "composer" },
     h("label", { for: "chat-input", class: "sr-only" }, "Message"), input, h("div", { class: "composer-actions" }, send, cancel));
   const openInput = h("input", { id: "open-thread", placeholder: "thread_…", spellcheck: "false" });
+  // Recent threads, from GET /v1/threads (this server's extension); choosing one loads it.
+  const threadPicker = h("select", { id: "thread-picker", onchange: pickThread });
 
   replace(root,
     h("h2", { id: "h-chat" }, "Chat"),
@@ -150,6 +152,7 @@ export function createChatView(root) {
       h("div", { class: "field" }, h("span", { class: "label" }, "Thread"),
         h("div", { class: "row" }, threadLabel,
           h("button", { type: "button", id: "new-thread", class: "secondary small", onclick: newThread }, "New thread"))),
+      h("div", { class: "field" }, h("label", { for: "thread-picker" }, "Recent threads"), threadPicker),
       h("form", { class: "field", onsubmit: openThread },
         h("label", { for: "open-thread" }, "Open thread"),
         h("div", { class: "row" }, openInput, h("button", { type: "submit", class: "secondary small" }, "Open")))),
@@ -358,6 +361,7 @@ export function createChatView(root) {
       if (!state.threadId) {
         state.threadId = (await api("/v1/threads", { method: "POST", body: {} })).id;
         sessionStorage.setItem(THREAD_KEY, state.threadId);
+        refreshThreads().catch(() => {});
       }
       await api(`/v1/threads/${state.threadId}/messages`, { method: "POST", body: { role: "user", content: text } });
     } catch (err) {
@@ -417,6 +421,18 @@ export function createChatView(root) {
     if (id) await guard(event.submitter, () => loadThread(id));
   }
 
+  async function refreshThreads() {
+    const page = await api("/v1/threads?limit=20&order=desc");
+    const label = (t) => `${(t.metadata && t.metadata.name) || t.id} · ${new Date(t.created_at * 1000).toLocaleString()}`;
+    replace(threadPicker, h("option", { value: "" }, page.data.length ? "(choose a thread)" : "(no threads yet)"),
+      page.data.map((t) => h("option", { value: t.id, selected: t.id === state.threadId }, label(t))));
+  }
+
+  async function pickThread() {
+    const id = threadPicker.value;
+    if (id) await guard(threadPicker, () => loadThread(id));
+  }
+
   async function loadThread(id) {
     const [messages, runs] = await Promise.all([
       listAll(`/v1/threads/${id}/messages?order=asc`), listAll(`/v1/threads/${id}/runs?order=asc`)]);
@@ -441,6 +457,7 @@ export function createChatView(root) {
       replace(assistantSelect, assistants.length === 0 ? h("option", { value: "" }, "(create an assistant first)")
         : assistants.map((a) => h("option", { value: a.id, selected: a.id === previous }, `${a.name || "(unnamed)"} · ${a.id}`)));
       renderToolChoices();
+      await refreshThreads().catch(showError);
       if (state.threadId && msgEls.size === 0 && runEls.size === 0 && transcript.childElementCount === 0) {
         await loadThread(state.threadId).catch((err) => { showError(err); reset(null); });
       }

@@ -82,6 +82,7 @@ async def create_assistant(
         "temperature": 1.0 if body.temperature is None else body.temperature,
         "top_p": 1.0 if body.top_p is None else body.top_p,
         "response_format": response_format_value(body.response_format),
+        "reasoning_effort": body.reasoning_effort,
     }
     return await objects.insert(pool, "assistants", project, obj)
 
@@ -113,7 +114,7 @@ async def modify_assistant(
     given = body.model_fields_set
     fields: dict[str, Any] = {
         k: getattr(body, k)
-        for k in ("name", "description", "model", "instructions", "temperature", "top_p")
+        for k in ("name", "description", "model", "instructions", "temperature", "top_p", "reasoning_effort")
         if k in given
     }
     if "metadata" in given:

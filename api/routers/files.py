@@ -42,9 +42,28 @@ def too_large(limit: int) -> APIError:
 
 async def require_file(pool: DbPool, project: str, file_id: str, param: str | None = None) -> dict[str, Any]:
     obj = await objects.get(pool, "files", project, file_id)
-    if obj is None:
+    # A file past its `expires_after` is gone, as OpenAI deletes it then.
+    if obj is None or (obj.get("expires_at") is not None and obj["expires_at"] <= now()):
         raise not_found("file", file_id, param)
     return obj
+
+
+def _check_expires_after(anchor: str | None, seconds: int | None) -> None:
+    """`expires_after`: anchor `created_at` and 3600..2592000 seconds (one hour to 30 days)."""
+    if anchor is None and seconds is None:
+        return
+    if anchor != "created_at":
+        raise bad_request(
+            f"Invalid expires_after[anchor] {anchor!r}: the only supported anchor is 'created_at'.",
+            "expires_after.anchor",
+            "invalid_value",
+        )
+    if seconds is None or not 3600 <= seconds <= 2_592_000:
+        raise bad_request(
+            "expires_after[seconds] must be between 3600 (1 hour) and 2592000 (30 days).",
+            "expires_after.seconds",
+            "invalid_value",
+        )
 
 
 @router.post("")
@@ -62,6 +81,7 @@ async def upload_file(
         raise bad_request(
             f"'{purpose}' is not one of {list(PURPOSES)} - 'purpose'", "purpose", "invalid_value"
         )
+    _check_expires_after(expires_after_anchor, expires_after_seconds)
     filename = PurePath((file.filename or "upload").replace("\\", "/")).name or "upload"
     file_id = new_file_id()
     storage = storage_for(settings)
@@ -110,7 +130,7 @@ async def list_files(
     order: Annotated[Literal["asc", "desc"], Query()] = "desc",
     after: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
-    where = {"purpose": purpose} if purpose else {}
+    where: dict[str, Any] = {"purpose": purpose} if purpose else {}
     page = await objects.list_page(pool, "files", project, limit=limit, order=order, after=after, **where)
     return page.envelope()
 

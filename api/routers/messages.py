@@ -80,8 +80,12 @@ async def retrieve_message(thread_id: str, message_id: str, project: Project, po
 async def modify_message(
     thread_id: str, message_id: str, body: MessageUpdate, project: Project, pool: Pool
 ) -> dict[str, Any]:
-    if await objects.get(pool, "messages", project, message_id, thread_id=thread_id) is None:
+    obj = await objects.get(pool, "messages", project, message_id, thread_id=thread_id)
+    if obj is None:
         raise not_found("message", message_id)
+    if "metadata" not in body.model_fields_set:  # nothing sent: nothing changes
+        return obj
+    # Sent metadata replaces the whole map ({} or null clears it), as OpenAI's modify does.
     obj = await objects.patch(pool, "messages", project, message_id, {"metadata": body.metadata or {}})
     assert obj is not None
     return obj

@@ -34,7 +34,8 @@ async def stream_run_events(
     after: Annotated[int | None, Query(ge=0)] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    if await objects.get(pool, "runs", project, run_id, thread_id=thread_id) is None:
+    run = await objects.get(pool, "runs", project, run_id, thread_id=thread_id)
+    if run is None:
         raise not_found("run", run_id)
     cursor = after or 0
     if last_event_id:  # the reconnecting client's own position wins over the URL it reuses
@@ -44,4 +45,4 @@ async def stream_run_events(
                 "Last-Event-ID",
             )
         cursor = int(last_event_id)
-    return run_stream(pool, hub, run_id, cursor)
+    return run_stream(pool, hub, run_id, cursor, include=run.get("_include"))

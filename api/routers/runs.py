@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
@@ -16,10 +16,13 @@ from api.routers.messages import require_thread
 from api.routers.threads import create_thread_rows
 from api.run_settle import cancel_active_run
 from api.run_start import create_run, start_workflow
+from api.run_wait import POLL_AFTER_HEADER, POLL_HELPER_HEADER, wait_for_change
 from api.sse import run_stream
 from api.sse_cursors import last_seq, record_thread_created, reserve_seq
 from api.sse_hub import Hub
+from api.vector_store_ops import attach_files_to_thread, file_search_attachments
 from assistants.db import objects
+from assistants.file_search import RESULT_CONTENT
 from assistants.objects import now, public
 from assistants.payloads import ToolOutputsInput
 from assistants.schemas import RunCreate, RunUpdate, SubmitToolOutputs, ThreadAndRunCreate, ThreadCreate
@@ -48,12 +51,31 @@ async def create_thread_run(
     include: Include = None,
 ) -> Any:
     thread = await require_thread(pool, project, thread_id)
+    unknown = [i for i in include or [] if i != RESULT_CONTENT]
+    if unknown:
+        raise bad_request(
+            f"Invalid include value {unknown[0]!r}: the only supported value is {RESULT_CONTENT!r}.",
+            "include",
+            "invalid_value",
+        )
     run = await create_run(
-        pool, settings, project, thread, body, body.additional_instructions, body.additional_messages
+        pool,
+        settings,
+        project,
+        thread,
+        body,
+        body.additional_instructions,
+        body.additional_messages,
+        include=include,
+    )
+    # Before the workflow starts: file_search attachments join the thread's vector store, as a
+    # created message's do, so the run can search them.
+    await attach_files_to_thread(
+        pool, temporal, settings, project, thread, file_search_attachments(body.additional_messages or [])
     )
     await start_workflow(pool, temporal, settings, project, run)
     if body.stream:
-        return run_stream(pool, hub, run["id"])
+        return run_stream(pool, hub, run["id"], include=include)
     return run
 
 
@@ -96,15 +118,24 @@ async def list_runs(thread_id: str, project: Project, pool: Pool, page: Listing)
 
 
 @router.get("/v1/threads/{thread_id}/runs/{run_id}")
-async def retrieve_run(thread_id: str, run_id: str, project: Project, pool: Pool) -> dict[str, Any]:
-    return public(await _require_run(pool, project, thread_id, run_id))
+async def retrieve_run(
+    thread_id: str, run_id: str, project: Project, pool: Pool, hub: Hub, request: Request, response: Response
+) -> dict[str, Any]:
+    if request.headers.get(POLL_HELPER_HEADER) != "true":
+        return public(await _require_run(pool, project, thread_id, run_id))
+    run = await wait_for_change(hub, run_id, lambda: _require_run(pool, project, thread_id, run_id))
+    response.headers[POLL_AFTER_HEADER] = "0"
+    return public(run)
 
 
 @router.post("/v1/threads/{thread_id}/runs/{run_id}")
 async def modify_run(
     thread_id: str, run_id: str, body: RunUpdate, project: Project, pool: Pool
 ) -> dict[str, Any]:
-    await _require_run(pool, project, thread_id, run_id)
+    run = await _require_run(pool, project, thread_id, run_id)
+    if "metadata" not in body.model_fields_set:  # nothing sent: nothing changes
+        return public(run)
+    # Sent metadata replaces the whole map ({} or null clears it), as OpenAI's modify does.
     obj = await objects.patch(pool, "runs", project, run_id, {"metadata": body.metadata or {}})
     assert obj is not None
     return public(obj)
@@ -167,7 +198,7 @@ async def submit_tool_outputs(
     except RPCError as exc:
         raise APIError(409, f"The run can no longer accept tool outputs: {exc.message}") from None
     if resume_after is not None:
-        return run_stream(pool, hub, run_id, after=resume_after)
+        return run_stream(pool, hub, run_id, after=resume_after, include=run.get("_include"))
     return public(await _require_run(pool, project, thread_id, run_id))
 
 

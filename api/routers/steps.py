@@ -9,20 +9,10 @@ from fastapi import APIRouter, Query
 from api.deps import Listing, Pool, Project
 from api.errors import not_found
 from assistants.db import objects
+from assistants.file_search import shape_step
 
 router = APIRouter(prefix="/v1/threads/{thread_id}/runs/{run_id}/steps", tags=["run steps"])
 Include = Annotated[list[str] | None, Query(alias="include[]")]
-RESULT_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
-
-
-def shape_step(step: dict[str, Any], include: list[str] | None) -> dict[str, Any]:
-    """file_search result content is only returned when asked for with include[], as OpenAI does."""
-    if RESULT_CONTENT in (include or []):
-        return step
-    for call in step.get("step_details", {}).get("tool_calls", []) or []:
-        for result in (call.get("file_search") or {}).get("results", []) or []:
-            result.pop("content", None)
-    return step
 
 
 @router.get("")

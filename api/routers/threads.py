@@ -1,15 +1,16 @@
-"""/v1/threads: create (with initial messages), retrieve, modify, delete."""
+"""/v1/threads: create (with initial messages), list (an extension), retrieve, modify, delete."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from psycopg.types.json import Jsonb
 from temporalio.client import Client
 
-from api.deps import AppSettings, Pool, Project, Temporal
-from api.errors import not_found
+from api.deps import AppSettings, Listing, Pool, Project, Temporal
+from api.errors import bad_request, not_found
 from api.run_settle import cancel_active_run
 from assistants.db import objects
 from assistants.db.pool import Pool as DbPool
@@ -73,6 +74,33 @@ async def create_thread(
     project: Project, pool: Pool, temporal: Temporal, settings: AppSettings, body: ThreadCreate | None = None
 ) -> dict[str, Any]:
     return await create_thread_rows(pool, project, body, temporal, settings)
+
+
+_METADATA_PARAM = re.compile(r"^metadata\[(.+)\]$")
+
+
+def metadata_filter(request: Request) -> dict[str, str]:
+    """`metadata[key]=value` query parameters (as many as metadata holds), as one filter."""
+    pairs: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        match = _METADATA_PARAM.match(name)
+        if match is None:
+            continue
+        key = match.group(1)
+        if key in pairs and pairs[key] != value:
+            raise bad_request(f"metadata[{key}] is given twice with different values.", name, "invalid_value")
+        pairs[key] = value
+    if len(pairs) > 16:
+        raise bad_request("At most 16 metadata[key] filters may be given.", "metadata", "invalid_value")
+    return pairs
+
+
+@router.get("")
+async def list_threads(request: Request, project: Project, pool: Pool, page: Listing) -> dict[str, Any]:
+    """An extension: OpenAI has no way to list threads. Newest first by default, paged like every
+    other list; `metadata[key]=value` keeps the threads whose metadata holds every given pair."""
+    where = metadata_filter(request)
+    return (await objects.list_page(pool, "threads", project, **page.kwargs(), metadata=where)).envelope()
 
 
 @router.get("/{thread_id}")

@@ -3,6 +3,8 @@ needs the model, which only workers load."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from typing import Any
 
 from fastapi import APIRouter
@@ -12,7 +14,7 @@ from temporalio.service import RPCError
 
 from api.deps import AppSettings, Pool, Project, Temporal
 from api.errors import APIError, bad_request
-from api.vector_store_ops import require_store
+from api.vector_store_ops import refuse_expired_stores, require_store
 from assistants.db.search_sql import BadFilter, search_query
 from assistants.ids import new_id
 from assistants.payloads import FileSearchInput, FileSearchOutput
@@ -42,6 +44,35 @@ async def run_search(temporal: Client, settings: Settings, inp: FileSearchInput)
         raise APIError(503, "The search service is unavailable.", type="server_error") from exc
 
 
+# Words a keyword-ish rewrite drops: question words, articles, auxiliaries, pronouns.
+_STOPWORDS = frozenset(
+    "a an the is are was were be been being do does did what which who whom whose when where why how"
+    " i me my we our you your he she it its they them their this that these those of in on at to for"
+    " from by with about into and or but can could would should will shall may might must please tell"
+    " show find give explain describe there any some".split()
+)
+_WORD = re.compile(r"[\w'-]+")
+
+
+def rewrite(query: str) -> str:
+    """`rewrite_query`: a deterministic rewrite of a natural-language question into the words that
+    carry its meaning (lowercased, punctuation, question words and filler dropped). A query made
+    only of such words is kept as given."""
+    words = [w for w in _WORD.findall(query.lower()) if w.strip("'-") and w not in _STOPWORDS]
+    return " ".join(words) or query.strip()
+
+
+def merge(per_query: list[FileSearchOutput], limit: int) -> list[Any]:
+    """One ranking over several queries' results: each chunk once, at its best score."""
+    best: dict[tuple[str, str], Any] = {}
+    for out in per_query:
+        for r in out.results:
+            key = (r.file_id, r.text)
+            if key not in best or r.score > best[key].score:
+                best[key] = r
+    return sorted(best.values(), key=lambda r: r.score, reverse=True)[:limit]
+
+
 @router.post("/{store_id}/search")
 async def search_vector_store(
     store_id: str,
@@ -52,8 +83,9 @@ async def search_vector_store(
     settings: AppSettings,
 ) -> dict[str, Any]:
     await require_store(pool, project, store_id)
+    await refuse_expired_stores(pool, project, [store_id], param=None)
     queries = [body.query] if isinstance(body.query, str) else list(body.query)
-    if not any(q.strip() for q in queries):
+    if not queries or not all(q.strip() for q in queries):
         raise bad_request("query must not be empty.", "query")
     if any("\x00" in q for q in queries):  # Postgres text cannot hold NUL: the search would fail
         raise bad_request("query must not contain NUL characters.", "query")
@@ -62,18 +94,26 @@ async def search_vector_store(
             search_query(body.filters)
         except BadFilter as exc:
             raise bad_request(str(exc), "filters") from None
+    if body.rewrite_query:
+        queries = [rewrite(q) for q in queries]
+    queries = list(dict.fromkeys(queries))
     threshold = body.ranking_options.score_threshold if body.ranking_options else 0.0
-    out = await run_search(
-        temporal,
-        settings,
-        FileSearchInput(
-            project_id=project,
-            query=" ".join(queries),
-            vector_store_ids=[store_id],
-            max_num_results=body.max_num_results,
-            score_threshold=threshold,
-            filters=body.filters,
-        ),
+    outs = await asyncio.gather(
+        *(
+            run_search(
+                temporal,
+                settings,
+                FileSearchInput(
+                    project_id=project,
+                    query=q,
+                    vector_store_ids=[store_id],
+                    max_num_results=body.max_num_results,
+                    score_threshold=threshold,
+                    filters=body.filters,
+                ),
+            )
+            for q in queries
+        )
     )
     data = [
         {
@@ -83,7 +123,7 @@ async def search_vector_store(
             "attributes": r.attributes,
             "content": [{"type": "text", "text": r.text}],
         }
-        for r in out.results
+        for r in merge(list(outs), body.max_num_results)
     ]
     return {
         "object": "vector_store.search_results.page",

@@ -129,14 +129,19 @@ async def list_page(
     order: str = "desc",
     after: str | None = None,
     before: str | None = None,
+    metadata: dict[str, str] | None = None,
     **where: Any,
 ) -> Page:
     """OpenAI cursor pagination: `after`/`before` are ids of objects in the same listing.
 
     An unknown cursor id yields an empty page rather than an error, as OpenAI does.
+    `metadata` keeps the objects whose metadata holds every given pair.
     """
     conds: list[sql.Composable] = [sql.SQL("project_id = %s")]
     params: list[Any] = [project_id]
+    if metadata:
+        conds.append(sql.SQL("data -> 'metadata' @> %s"))
+        params.append(Jsonb(metadata))
     for k, v in _cols(where).items():
         conds.append(sql.SQL("{} = %s").format(sql.Identifier(k)))
         params.append(v)

@@ -112,7 +112,7 @@ async def finish(conn: DbConn, inp: FinishRunInput) -> Run | None:
         fields["incomplete_details"] = {"reason": inp.incomplete_reason}
     if inp.error_code or inp.error_message:
         fields["last_error"] = {"code": inp.error_code or "server_error", "message": inp.error_message or ""}
-    events = await end_unfinished(conn, inp.run_id, inp.status, ts)
+    events = await end_unfinished(conn, inp.run_id, inp.status, ts, fields.get("last_error"))
     usage = await (
         await conn.execute(
             "SELECT coalesce(sum((data->'usage'->>'prompt_tokens')::bigint), 0)::bigint AS p,"

@@ -15,6 +15,15 @@ from assistants.db.pool import Conn as DbConn
 from assistants.objects import now, public
 
 NOTIFY_CHANNEL = "run_events"
+# Also notified (same payload: the run id) when an append includes a change of the run's own status
+# (`thread.run.<status>`), so a waiter for the status is not woken by every token delta.
+STATUS_CHANNEL = "run_status"
+_RUN_EVENT = "thread.run."
+
+
+def changes_run_status(event: str) -> bool:
+    """`thread.run.completed` does; `thread.run.step.delta` and message events do not."""
+    return event.startswith(_RUN_EVENT) and "." not in event[len(_RUN_EVENT) :]
 
 
 async def append_event(conn: DbConn, run_id: str, event: str, data: dict[str, Any], attempt: int = 0) -> None:
@@ -36,6 +45,8 @@ async def append_events(
                 [(run_id, attempt, e, Jsonb(public(d))) for e, d in events],
             )
         await conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, run_id))
+        if any(changes_run_status(e) for e, _ in events):
+            await conn.execute("SELECT pg_notify(%s, %s)", (STATUS_CHANNEL, run_id))
 
 
 def message_row(message_id: str, run: dict[str, Any], status: str = "in_progress") -> dict[str, Any]:
@@ -96,18 +107,38 @@ async def insert_step(conn: DbConn, project_id: str, step: dict[str, Any]) -> bo
     return cur.rowcount > 0
 
 
+# The step object's `last_error.code` is one of these two (the spec's RunStepObject).
+_STEP_ERROR_CODES = ("server_error", "rate_limit_exceeded")
+
+
+def step_error(step_status: str, run_error: dict[str, Any] | None) -> dict[str, str]:
+    """`last_error` of a step its run ended: the run's own error when it failed, else what ended it."""
+    if step_status == "failed" and run_error:
+        code = run_error.get("code")
+        return {
+            "code": code if code in _STEP_ERROR_CODES else "server_error",
+            "message": run_error.get("message") or "The run failed.",
+        }
+    reason = {
+        "failed": "The run failed before this step finished.",
+        "expired": "The run expired before this step finished.",
+    }.get(step_status, "The run was cancelled before this step finished.")
+    return {"code": "server_error", "message": reason}
+
+
 async def end_unfinished(
-    conn: DbConn, run_id: str, run_status: str, ts: int
+    conn: DbConn, run_id: str, run_status: str, ts: int, run_error: dict[str, Any] | None = None
 ) -> list[tuple[str, dict[str, Any]]]:
-    """End the steps and messages a run leaves in progress as it ends `run_status`; returns their
-    stream events, for the caller to log with the run's own."""
+    """End the steps and messages a run leaves in progress as it ends `run_status` (a step gets the
+    run's status, its `<status>_at` and a `last_error` saying why); returns their stream events,
+    for the caller to log with the run's own."""
     events: list[tuple[str, dict[str, Any]]] = []
     step_status = run_status if run_status in ("cancelled", "failed", "expired") else "cancelled"
     for row in await (
         await conn.execute(
-            "UPDATE run_steps SET data = data || jsonb_build_object('status', %s::text, %s::text, %s::bigint)"
-            " WHERE run_id = %s AND data->>'status' = 'in_progress' RETURNING data",
-            (step_status, f"{step_status}_at", ts, run_id),
+            "UPDATE run_steps SET data = data || jsonb_build_object('status', %s::text, %s::text, %s::bigint,"
+            " 'last_error', %s::jsonb) WHERE run_id = %s AND data->>'status' = 'in_progress' RETURNING data",
+            (step_status, f"{step_status}_at", ts, Jsonb(step_error(step_status, run_error)), run_id),
         )
     ).fetchall():
         events.append((f"thread.run.step.{step_status}", row["data"]))

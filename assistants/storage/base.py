@@ -3,6 +3,7 @@ thread. Bytes stream in and out in chunks so a 512 MiB upload never sits in memo
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -51,3 +52,36 @@ class LimitedReader:
         if self.count > self.limit:
             raise FileTooLarge(self.limit)
         return data
+
+
+class ChainedReader:
+    """A stream over several byte-chunk iterators in turn (an Upload's parts, read one after the
+    other as one File), holding at most one chunk. Feeds an md5 as it goes."""
+
+    def __init__(self, sources: Iterator[Iterator[bytes]]) -> None:
+        self._sources = sources
+        self._current: Iterator[bytes] = iter(())
+        self._buffer = b""
+        self.md5 = hashlib.md5(usedforsecurity=False)
+
+    def _next_chunk(self) -> bytes:
+        while True:
+            chunk = next(self._current, None)
+            if chunk is not None:
+                return chunk
+            source = next(self._sources, None)
+            if source is None:
+                return b""
+            self._current = source
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            raise ValueError("ChainedReader reads in bounded chunks only")
+        while len(self._buffer) < n:
+            chunk = self._next_chunk()
+            if not chunk:
+                break
+            self._buffer += chunk
+        out, self._buffer = self._buffer[:n], self._buffer[n:]
+        self.md5.update(out)
+        return out
