@@ -140,25 +140,30 @@ def _engine_running(vllm: VllmServer) -> float:
 LONG = "Count from 1 to 500, one number per line."
 
 
-def _wait_for_first_delta(client: openai.OpenAI, tid: str, run_id: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        msgs = client.beta.threads.messages.list(tid, order="desc", limit=1).data
-        if msgs and msgs[0].role == "assistant" and msgs[0].content and msgs[0].content[0].text.value:  # type: ignore[union-attr]
-            return
-        time.sleep(0.2)
-    raise AssertionError("the remote run streamed nothing")
+def _start_until_first_delta(client: openai.OpenAI, tid: str, assistant_id: str, max_tokens: int) -> str:
+    """Start a streamed run and stop reading at its first text delta (the run goes on): the
+    message row only holds the text once the turn ends, the event stream has it at once."""
+    stream = client.beta.threads.runs.create(
+        thread_id=tid, assistant_id=assistant_id, max_completion_tokens=max_tokens, stream=True
+    )
+    run_id = ""
+    with stream:
+        for ev in stream:
+            if ev.event == "thread.run.created":
+                run_id = ev.data.id
+            if ev.event == "thread.message.delta":
+                return run_id
+    raise AssertionError("the remote run streamed no text")
 
 
 def test_cancel_closes_the_upstream_request(client: openai.OpenAI, vllm: VllmServer) -> None:
     a = _assistant(client, REMOTE_MODEL_LONG)  # 1500 tokens, EOS ignored: still generating when cancelled
     tid = _thread(client, LONG)
-    run = client.beta.threads.runs.create(thread_id=tid, assistant_id=a.id, max_completion_tokens=1500)
-    _wait_for_first_delta(client, tid, run.id)
+    run_id = _start_until_first_delta(client, tid, a.id, 1500)
     assert _engine_running(vllm) >= 1
-    client.beta.threads.runs.cancel(thread_id=tid, run_id=run.id)
+    client.beta.threads.runs.cancel(thread_id=tid, run_id=run_id)
     deadline = time.monotonic() + 60
-    while client.beta.threads.runs.retrieve(thread_id=tid, run_id=run.id).status != "cancelled":
+    while client.beta.threads.runs.retrieve(thread_id=tid, run_id=run_id).status != "cancelled":
         assert time.monotonic() < deadline, "the run did not end cancelled"
         time.sleep(0.2)
     deadline = time.monotonic() + 30
@@ -170,14 +175,14 @@ def test_cancel_closes_the_upstream_request(client: openai.OpenAI, vllm: VllmSer
 def test_engine_killed_mid_run_retries_and_completes_once(client: openai.OpenAI, vllm: VllmServer) -> None:
     a = _assistant(client, REMOTE_MODEL_LONG)
     tid = _thread(client, "Count from 1 to 60, one number per line.")
-    run = client.beta.threads.runs.create(thread_id=tid, assistant_id=a.id, max_completion_tokens=200)
-    _wait_for_first_delta(client, tid, run.id)
+    run_id = _start_until_first_delta(client, tid, a.id, 300)
+    assert _engine_running(vllm) >= 1
     vllm.kill()  # mid-answer: the activity's stream breaks; Temporal retries it
     restarted = threading.Thread(target=lambda: (vllm.start(), vllm.wait_ready(600)))
     restarted.start()
     restarted.join()
     deadline = time.monotonic() + 300
-    while (r := client.beta.threads.runs.retrieve(thread_id=tid, run_id=run.id)).status in (
+    while (r := client.beta.threads.runs.retrieve(thread_id=tid, run_id=run_id)).status in (
         "queued",
         "in_progress",
     ):
@@ -186,5 +191,5 @@ def test_engine_killed_mid_run_retries_and_completes_once(client: openai.OpenAI,
     assert r.status in ("completed", "incomplete"), r.last_error
     msgs = client.beta.threads.messages.list(tid, order="asc").data
     assert [m.role for m in msgs] == ["user", "assistant"]  # one answer, not one per attempt
-    steps = client.beta.threads.runs.steps.list(thread_id=tid, run_id=run.id).data
+    steps = client.beta.threads.runs.steps.list(thread_id=tid, run_id=run_id).data
     assert len(steps) == 1 and steps[0].status == "completed"
