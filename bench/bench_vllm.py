@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import os
 import sys
 import tempfile
 import time
@@ -164,7 +165,11 @@ class VllmColumn:
 
 
 def columns(prompts: list[list[int]], new_tokens: int, threads: int | None = None) -> list[VllmColumn]:
-    """Start vLLM on the default model folder (blocks until ready; stopped at exit)."""
+    """Start vLLM on the default model folder (blocks until ready; stopped at exit), or use the one
+    at BENCH_VLLM_URL (serving the default model's name), e.g. the server an API column's stack
+    points at, so one server measures both."""
+    if os.environ.get("BENCH_VLLM_URL"):
+        return [VllmColumn(os.environ["BENCH_VLLM_URL"], DEFAULT_MODEL, prompts, new_tokens)]
     if not available():
         raise RuntimeError(".vllm-venv is missing: run scripts/setup_vllm.sh")
     log = Path(tempfile.mkdtemp(prefix="bench-vllm-")) / "vllm.log"
