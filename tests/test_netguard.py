@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 from typing import Any
 
@@ -12,6 +13,8 @@ import pytest
 from activities.webhooks import make_http_client, post_pinned
 from assistants.netguard import BlockedAddress, non_public_address, resolve_pinned
 from assistants.settings import Settings
+
+KEY = base64.b64encode(bytes(32)).decode()  # production also needs a payload key
 
 
 @pytest.mark.parametrize(
@@ -29,17 +32,27 @@ async def test_public_or_unresolvable_hosts_pass(host: str) -> None:
 
 def test_private_targets_allowed_in_dev_only_by_default() -> None:
     assert Settings(env="dev").webhooks_may_reach_private
-    prod = Settings(env="production", database_url="postgresql://x", temporal_address="t:7233")
+    prod = Settings(
+        env="production", database_url="postgresql://x", temporal_address="t:7233", payload_key=KEY
+    )
     assert not prod.webhooks_may_reach_private
     assert Settings(
-        env="production", database_url="postgresql://x", temporal_address="t:7233", webhook_allow_private=True
+        env="production",
+        database_url="postgresql://x",
+        temporal_address="t:7233",
+        payload_key=KEY,
+        webhook_allow_private=True,
     ).webhooks_may_reach_private
 
 
 def test_production_refuses_an_unsafe_sandbox() -> None:
     with pytest.raises(ValueError, match="SANDBOX_UNSAFE"):
         Settings(
-            env="production", database_url="postgresql://x", temporal_address="t:7233", sandbox_unsafe=True
+            env="production",
+            database_url="postgresql://x",
+            temporal_address="t:7233",
+            payload_key=KEY,
+            sandbox_unsafe=True,
         )
 
 
