@@ -190,7 +190,7 @@ async def test_json_schema_constraint(llm: LoadedModel) -> None:
 
 async def test_json_object_response_format_gives_an_object(llm: LoadedModel) -> None:
     # The constraint inference builds for response_format={"type": "json_object"}.
-    constraint = await _text_constraint(llm, {"type": "json_object"})
+    constraint = await _text_constraint(llm, {"type": "json_object"}, [])
     ids = chat(llm, "Give me a JSON object with a cat's name and age.")
     result = await llm.engine.generate(greedy(ids, 60, constraint=constraint))
     assert result.finish_reason == "stop", result.text

@@ -77,6 +77,10 @@ def _objects(client: openai.OpenAI, assistant_id: str, base: str, key: str) -> d
         "batch_id": batch.id,
         "webhook_id": webhook(),
         "model_id": "smollm2-135m-instruct",
+        # A pending upload (parts, complete and cancel reach their logic; cancel may end it).
+        "upload_id": client.uploads.create(
+            bytes=1024, filename="fuzz.bin", mime_type="text/plain", purpose="assistants"
+        ).id,
     }
     drop = dict(keep)
     drop.update(
