@@ -193,3 +193,39 @@ def test_engine_killed_mid_run_retries_and_completes_once(client: openai.OpenAI,
     assert [m.role for m in msgs] == ["user", "assistant"]  # one answer, not one per attempt
     steps = client.beta.threads.runs.steps.list(thread_id=tid, run_id=run_id).data
     assert len(steps) == 1 and steps[0].status == "completed"
+
+
+def test_builtin_tools_on_a_remote_model(client: openai.OpenAI, vllm: VllmServer) -> None:
+    """file_search and code_interpreter runs behave on a remote model as on a local one: the
+    engine writes the forced call (guided decoding), our worker runs the tool, the engine answers."""
+    doc = client.files.create(
+        file=("birds.txt", b"Puffins nest in burrows on sea cliffs."), purpose="assistants"
+    )
+    store = client.vector_stores.create(name="remote-fs", file_ids=[doc.id])
+    a = _assistant(
+        client,
+        tools=[{"type": "file_search"}, {"type": "code_interpreter"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+    )
+    for choice, kind in (
+        ({"type": "file_search"}, "file_search"),
+        ({"type": "code_interpreter"}, "code_interpreter"),
+    ):
+        tid = _thread(
+            client,
+            "Where do puffins nest? Use the tool." if kind == "file_search" else "Compute 6 * 7 in Python.",
+        )
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=tid,
+            assistant_id=a.id,
+            tool_choice=choice,
+            max_completion_tokens=400,
+            poll_interval_ms=300,  # type: ignore[arg-type]
+        )
+        assert run.status in ("completed", "incomplete"), (kind, run.last_error)
+        steps = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=tid, order="asc").data
+        [call] = steps[0].step_details.tool_calls  # type: ignore[union-attr]
+        assert call.type == kind and steps[0].status == "completed"
+        if kind == "code_interpreter":
+            assert call.code_interpreter.outputs  # type: ignore[union-attr]  # the sandbox ran it
+        assert steps[-1].type == "message_creation"

@@ -41,7 +41,12 @@ BUILTIN_FUNCTIONS: dict[str, dict[str, Any]] = {
     "file_search": {
         "name": "file_search",
         "description": "Search the user's uploaded files for passages relevant to a query.",
-        "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+        # Bounded: a small model under guided decoding can otherwise fill its whole budget with one query.
+        "parameters": {
+            "type": "object",
+            "properties": {"query": {"type": "string", "maxLength": 256}},
+            "required": ["query"],
+        },
     },
 }
 TOOL_TYPE_OF = {spec["name"]: tool_type for tool_type, spec in BUILTIN_FUNCTIONS.items()}
