@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
 from typing import Any
@@ -28,14 +27,14 @@ from temporalio.exceptions import ApplicationError
 from activities.heartbeat import heartbeating
 from activities.llm import grammar, toolcalls
 from activities.prompt import load_turn_context
-from activities.remote_turn import RemoteTurn
+from activities.remote_turn import RemoteTurn, chat_messages, turn_seed
 from activities.turn_record import record_turn, recorded_turn
 from activities.turn_stream import MessageStream, ToolStepStream
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import load_run
 from assistants.ids import derived_id
 from assistants.model_providers import RemoteModel
-from assistants.payloads import ChatMessage, GenerateInput, GenerateOutput, ToolCall
+from assistants.payloads import GenerateInput, GenerateOutput, ToolCall
 from assistants.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,18 +42,6 @@ log = logging.getLogger(__name__)
 HEARTBEAT_EVERY_S = 2.0
 DEFAULT_MAX_NEW_TOKENS = 512
 EMPTY_PARAMS: dict[str, Any] = {"type": "object", "properties": {}}
-
-
-def _chat_dicts(messages: list[ChatMessage]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for m in messages:
-        d: dict[str, Any] = {"role": m.role, "content": m.content}
-        if m.tool_calls:
-            d["tool_calls"] = m.tool_calls
-        if m.tool_call_id:
-            d["tool_call_id"] = m.tool_call_id
-        out.append(d)
-    return out
 
 
 def _forced_name(tool_choice: Any) -> str | None:
@@ -133,29 +120,29 @@ class InferenceActivities:
             try:
                 if not inp.by_reference:  # a run started before history-by-reference
                     return await self._generate(model, inp, attempt)
-                async with self.pool.connection() as conn:
-                    run = await load_run(conn, inp.run_id, inp.project_id)
-                if run is None:
-                    raise ApplicationError(
-                        f"run {inp.run_id} not found", type="InvalidRequest", non_retryable=True
-                    )
-                ctx = await load_turn_context(
-                    self.pool, run, inp.project_id, inp.turn, self.settings.max_context_tokens
-                )
-                full = dataclasses.replace(
-                    inp,
-                    messages=ctx.messages,
-                    tools=ctx.tools,
-                    tool_choice=ctx.tool_choice,
-                    response_format=ctx.response_format,
-                    truncation=ctx.truncation,
-                    last_messages=ctx.last_messages,
-                    reasoning_effort=ctx.reasoning_effort,
-                )
+                full = await self._full_input(inp, self.settings.max_context_tokens)
                 out = await self._generate(model, full, attempt)
                 return await record_turn(self.pool, inp, out)
             except grammar.GrammarCompileTimeout as exc:  # the same schema would time out again
                 raise ApplicationError(str(exc), type="InvalidRequest", non_retryable=True) from None
+
+    async def _full_input(self, inp: GenerateInput, context_tokens: int) -> GenerateInput:
+        """`inp` (by reference) with the turn's prompt, tools and options read from Postgres."""
+        async with self.pool.connection() as conn:
+            run = await load_run(conn, inp.run_id, inp.project_id)
+        if run is None:
+            raise ApplicationError(f"run {inp.run_id} not found", type="InvalidRequest", non_retryable=True)
+        ctx = await load_turn_context(self.pool, run, inp.project_id, inp.turn, context_tokens)
+        return dataclasses.replace(
+            inp,
+            messages=ctx.messages,
+            tools=ctx.tools,
+            tool_choice=ctx.tool_choice,
+            response_format=ctx.response_format,
+            truncation=ctx.truncation,
+            last_messages=ctx.last_messages,
+            reasoning_effort=ctx.reasoning_effort,
+        )
 
     async def _remote(self, model: RemoteModel, inp: GenerateInput, attempt: int) -> GenerateOutput:
         """A turn on an OpenAI-compatible engine (activities/remote_turn.py): same rows, same log."""
@@ -167,24 +154,7 @@ class InferenceActivities:
         async with heartbeating(HEARTBEAT_EVERY_S):
             if not inp.by_reference:
                 return await turn.generate(model, inp, attempt)
-            async with self.pool.connection() as conn:
-                run = await load_run(conn, inp.run_id, inp.project_id)
-            if run is None:
-                raise ApplicationError(
-                    f"run {inp.run_id} not found", type="InvalidRequest", non_retryable=True
-                )
-            ctx = await load_turn_context(
-                self.pool, run, inp.project_id, inp.turn, model.capabilities.context_length
-            )
-            full = dataclasses.replace(
-                inp,
-                messages=ctx.messages,
-                tools=ctx.tools,
-                tool_choice=ctx.tool_choice,
-                response_format=ctx.response_format,
-                truncation=ctx.truncation,
-                last_messages=ctx.last_messages,
-            )
+            full = await self._full_input(inp, model.capabilities.context_length)
             return await record_turn(self.pool, inp, await turn.generate(model, full, attempt))
 
     async def _generate(self, model: Any, inp: GenerateInput, attempt: int) -> GenerateOutput:
@@ -193,7 +163,7 @@ class InferenceActivities:
         if forced is not None or (inp.tool_choice == "required" and specs):
             specs = [s for s in specs if forced is None or s["function"]["name"] == forced]
         native = toolcalls.template_supports_tools(model.tokenizer)
-        messages = toolcalls.messages_for_template(_chat_dicts(inp.messages), specs, native)
+        messages = toolcalls.messages_for_template(chat_messages(inp.messages), specs, native)
         max_new = min(inp.max_new_tokens or DEFAULT_MAX_NEW_TOKENS, self.settings.max_context_tokens // 2)
         prompt_ids = await asyncio.to_thread(
             self._fit_prompt, model, inp, messages, specs if native else None, max_new
@@ -207,7 +177,7 @@ class InferenceActivities:
         out = await self._free_turn(model, inp, attempt, prompt_ids, specs, max_new)
         if out is None:
             # The model only repeated calls it already made (small models loop): answer instead.
-            messages = toolcalls.messages_for_template(_chat_dicts(inp.messages), [], native)
+            messages = toolcalls.messages_for_template(chat_messages(inp.messages), [], native)
             prompt_ids = await asyncio.to_thread(self._fit_prompt, model, inp, messages, None, max_new)
             if prompt_ids is None:
                 return GenerateOutput(
@@ -256,18 +226,12 @@ class InferenceActivities:
         from activities.llm.engine import GenerationRequest
 
         greedy = inp.temperature <= 0 or inp.top_p <= 0
-        # Seeded from the run and turn: a retry after a crash samples the same text again.
-        seed = (
-            inp.seed
-            if inp.seed is not None
-            else int.from_bytes(hashlib.sha256(f"{inp.run_id}:{inp.turn}".encode()).digest()[:4], "big")
-        )
         return GenerationRequest(
             prompt_ids=prompt_ids,
             max_new_tokens=max(1, max_new),
             temperature=0.0 if greedy else inp.temperature,
             top_p=1.0 if greedy else inp.top_p,
-            seed=seed,
+            seed=turn_seed(inp),  # a retry after a crash samples the same text again
             constraint=constraint,
         )
 

@@ -42,6 +42,14 @@ def chat_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
     return out
 
 
+def turn_seed(inp: GenerateInput) -> int:
+    """The run's seed, else one derived from the run and turn: a retried turn samples the same
+    text (local turns, and remote engines that honour `seed`)."""
+    if inp.seed is not None:
+        return inp.seed
+    return int.from_bytes(hashlib.sha256(f"{inp.run_id}:{inp.turn}".encode()).digest()[:4], "big")
+
+
 def _tool_choice(choice: Any) -> Any:
     if isinstance(choice, dict) and choice.get("type") in toolcalls.BUILTIN_FUNCTIONS:
         name = toolcalls.BUILTIN_FUNCTIONS[choice["type"]]["name"]
@@ -58,19 +66,12 @@ def chat_body(inp: GenerateInput, model: RemoteModel) -> dict[str, Any]:
     caps = model.capabilities
     max_new = min(inp.max_new_tokens or DEFAULT_MAX_NEW_TOKENS, caps.context_length // 2)
     greedy = inp.temperature <= 0 or inp.top_p <= 0
-    # Seeded from the run and turn, as local turns are: a retry samples the same text where the
-    # engine honours `seed`.
-    seed = (
-        inp.seed
-        if inp.seed is not None
-        else int.from_bytes(hashlib.sha256(f"{inp.run_id}:{inp.turn}".encode()).digest()[:4], "big")
-    )
     body: dict[str, Any] = {
         "messages": chat_messages(inp.messages),
         "max_tokens": max(1, max_new),
         "temperature": 0.0 if greedy else inp.temperature,
         "top_p": 1.0 if greedy else inp.top_p,
-        "seed": seed,
+        "seed": turn_seed(inp),
     }
     specs = toolcalls.function_specs(inp.tools) if inp.tool_choice != "none" else []
     if specs:
