@@ -92,6 +92,11 @@ async def create_run(
     tools = [dump(t) for t in body.tools] if body.tools is not None else assistant.get("tools", [])
     tools = [{"type": "file_search"} if t["type"] == "retrieval" else t for t in tools]
     _check_tool_choice(body.tool_choice, tools)
+    if body.max_completion_tokens is not None and body.max_completion_tokens < settings.min_completion_tokens:
+        raise bad_request(
+            f"max_completion_tokens must be at least {settings.min_completion_tokens}.",
+            "max_completion_tokens",
+        )
     if any(t["type"] == "file_search" for t in tools):
         await refuse_expired_stores(pool, project, _store_ids(assistant, thread))
     instructions = (

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     max_batch_size: int = 16
     max_concurrent_generations: int = 32
     max_context_tokens: int = 8192
+    # OpenAI refuses a run's max_completion_tokens below 256; the test suite lowers it to write
+    # short answers on CPU.
+    min_completion_tokens: int = Field(default=256, ge=1)
 
     # Runs.
     run_expires_seconds: int = 600

@@ -74,3 +74,68 @@ def append_results(script: str, lines: list[str]) -> None:
             f.write("# Benchmark results\n\nAppended by the scripts in bench/; newest last.\n")
         f.write(f"\n## {stamp}: {script}\n\n")
         f.writelines(f"- {line}\n" for line in lines)
+
+
+# --- where the CPU goes: seconds per process role, for a profile of one pass ---------------------
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+ROLES = (  # first match wins; matched against the process's command line
+    ("inference worker", "--queue inference"),
+    ("runs worker", "--queue runs"),
+    ("API", " api --host"),
+    ("postgres", "postgres"),
+    ("temporal", "temporal"),
+)
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds incl. reaped children) of one process, or None if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()  # after "pid (comm) "
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    return int(fields[1]), (utime + stime + cutime + cstime) / _TICK
+
+
+def _role(pid: int) -> str:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "other"
+    return next((role for role, needle in ROLES if needle in cmd), "supervisor and other")
+
+
+def _stats() -> dict[int, tuple[int, float]]:
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (s := _stat(int(entry.name))) is not None:
+            stats[int(entry.name)] = s
+    return stats
+
+
+def descendants(root: int, stats: dict[int, tuple[int, float]] | None = None) -> set[int]:
+    """`root` and every process below it."""
+    stats = _stats() if stats is None else stats
+    tree, frontier = set(), [root]
+    while frontier:
+        pid = frontier.pop()
+        tree.add(pid)
+        frontier += [p for p, (parent, _) in stats.items() if parent == pid and p not in tree]
+    return tree
+
+
+def cpu_by_role(root: int) -> dict[str, float]:
+    """CPU seconds used so far by `root` and every process below it, summed per role. A child
+    reaped between two snapshots moves into its parent's counted children, so deltas stay right."""
+    stats = _stats()
+    out: dict[str, float] = {}
+    for pid in descendants(root, stats):
+        if pid in stats:
+            role = _role(pid)
+            out[role] = out.get(role, 0.0) + stats[pid][1]
+    return out
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: after.get(k, 0.0) - before.get(k, 0.0) for k in sorted(set(before) | set(after))}

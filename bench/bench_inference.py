@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import os
 import sys
 import time
 import warnings
@@ -35,7 +36,7 @@ from typing import Protocol
 
 import openai
 import torch
-from _common import ROOT, append_results, machine, pct, scratch_stack
+from _common import ROOT, append_results, cpu_by_role, cpu_delta, machine, pct, scratch_stack
 from transformers.generation.streamers import BaseStreamer
 
 from activities.llm.engine import GenerationRequest
@@ -69,6 +70,8 @@ class Cell:
     ttft: list[float] = field(default_factory=list)  # seconds, one per request (may be empty)
     latency: list[float] = field(default_factory=list)  # seconds, one per request
     short: int = 0  # requests that wrote fewer than the asked-for tokens
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process role in the pass
+    wall: float = 0.0  # seconds the measured pass took
 
     def text(self) -> str:
         ttft = f"{pct(self.ttft, 0.5):.2f}" if self.ttft else "-"
@@ -158,7 +161,7 @@ class EngineColumn:
             GenerationRequest(self.prompts[i % len(self.prompts)], max_new_tokens=self.n, stop_token_ids=())
             for i in range(level)
         ]
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         results = await asyncio.gather(*(self.engine.generate(r) for r in reqs))
         took = time.perf_counter() - t
         return Cell(
@@ -166,6 +169,8 @@ class EngineColumn:
             [r.timings.first_token_s or 0.0 for r in results],
             [r.timings.total_s for r in results],
             sum(r.completion_tokens < self.n for r in results),
+            {"engine (bench process)": time.process_time() - cpu},
+            took,
         )
 
 
@@ -175,9 +180,16 @@ class ApiColumn:
     pass (`runs.stream`) for time to first token."""
 
     def __init__(
-        self, label: str, client: openai.AsyncOpenAI, model: str, new_tokens: int, long_poll: bool = True
+        self,
+        label: str,
+        client: openai.AsyncOpenAI,
+        model: str,
+        new_tokens: int,
+        long_poll: bool = True,
+        stack_pid: int | None = None,
     ) -> None:
         self.name, self.client, self.model, self.n = label, client, model, new_tokens
+        self.stack_pid = stack_pid  # profile: CPU seconds of the stack's processes per pass
         self.assistant_id = ""
         # Off: the helper's reads are sent as plain reads, so the server answers at once and the
         # SDK sleeps its default second between them (how every run was polled before api/run_wait.py).
@@ -225,15 +237,20 @@ class ApiColumn:
 
     async def measure(self, level: int) -> Cell:
         threads = await self._threads(level)
-        t = time.perf_counter()
+        before = cpu_by_role(self.stack_pid) if self.stack_pid else {}
+        t, client_cpu = time.perf_counter(), time.process_time()
         done = await asyncio.gather(*(self._polled(th) for th in threads))
         took = time.perf_counter() - t
+        cpu = cpu_delta(before, cpu_by_role(self.stack_pid)) if self.stack_pid else {}
+        cpu["SDK client (bench process)"] = time.process_time() - client_cpu
         tokens = [n for n, _ in done]
         ttft: list[float] = []
         if self.stream:
             threads = await self._threads(level)
             ttft = list(await asyncio.gather(*(self._streamed(th) for th in threads)))
-        return Cell(sum(tokens) / took, ttft, [s for _, s in done], sum(n < self.n for n in tokens))
+        return Cell(
+            sum(tokens) / took, ttft, [s for _, s in done], sum(n < self.n for n in tokens), cpu, took
+        )
 
 
 # --- hook: more columns ----------------------------------------------------------------------------
@@ -260,6 +277,12 @@ async def measure_all(columns: Sequence[Column], levels: list[int], report: Call
             cell = await col.measure(level)
             results[col.name][level] = cell
             report(f"{col.name}, {level:>2} concurrent: {cell.text()}")
+            if cell.cpu:
+                parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(cell.cpu.items(), key=lambda kv: -kv[1]))
+                report(
+                    f"  CPU seconds in that pass ({cell.wall:.1f} s wall, {os.cpu_count()} CPUs): "
+                    f"{parts}; total {sum(cell.cpu.values()):.1f}"
+                )
     report("table (aggregate tok/s; TTFT p50; latency p50 / p95):")
     header = "| | " + " | ".join(f"{lv} concurrent" for lv in levels) + " |"
     report(header)
@@ -332,7 +355,10 @@ def main() -> int:
             client = openai.AsyncOpenAI(
                 base_url=stack.base_url, api_key=stack.create_key(), max_retries=0, timeout=600
             )
-            api = [ApiColumn(f"API {m} (SDK)", client, m, n) for m in args.api_models.split(",")]
+            api = [
+                ApiColumn(f"API {m} (SDK)", client, m, n, stack_pid=stack.proc.pid)
+                for m in args.api_models.split(",")
+            ]
             if args.old_polling:
                 api.append(ApiColumn(f"API {MODEL} (SDK, 1 s polling)", client, MODEL, n, long_poll=False))
             for col in api:

@@ -161,6 +161,9 @@ def start_stack(
     ):
         full_env.pop(name, None)
     full_env.setdefault("ASSISTANTS_TEMPORAL_UI_PORT", "0")  # tests run in parallel with a dev's `make up`
+    # Tests and benchmarks ask for short answers (CPU time); OpenAI's minimum of 256 is tested
+    # in tests/test_request_limits.py on a stack that keeps the default.
+    full_env.setdefault("ASSISTANTS_MIN_COMPLETION_TOKENS", "1")
     full_env.update(env or {})
     with (data_dir / "up.log").open("ab") as log:
         proc = subprocess.Popen(

@@ -1,4 +1,5 @@
-"""Body limits on the wire (issue 12 item 1), against a real stack whose upload limit is 1 MiB.
+"""Body limits on the wire (issue 12 item 1), against a real stack whose upload limit is 1 MiB;
+and the range of a run's max_completion_tokens (OpenAI: at least 256).
 
 A raw socket sends bodies the way an attacker would (chunked, or slower than declared) and counts
 how much of the body the server took before it answered: a server that buffers the whole body
@@ -31,7 +32,10 @@ SLACK = 24 * 1024**2
 @pytest.fixture(scope="module")
 def limited_stack() -> Iterator[StackHandle]:
     with own_stack(
-        "assistants-bodylimits-", env={"ASSISTANTS_MAX_FILE_BYTES": str(MAX_FILE_BYTES)}
+        "assistants-bodylimits-",
+        # The minimum completion budget at OpenAI's (and the product's) default, which the other
+        # test stacks lower.
+        env={"ASSISTANTS_MAX_FILE_BYTES": str(MAX_FILE_BYTES), "ASSISTANTS_MIN_COMPLETION_TOKENS": "256"},
     ) as handle:
         yield handle
 
@@ -193,3 +197,23 @@ def test_normal_requests_are_unaffected(limited_stack: StackHandle, key: str) ->
         assert http.get(f"/v1/assistants/{r.json()['id']}").status_code == 200
         # Unauthenticated routes without a body are untouched.
         assert http.get("/health", headers={"Authorization": ""}).status_code == 200
+
+
+def test_max_completion_tokens_below_256_is_refused(limited_stack: StackHandle, key: str) -> None:
+    client = openai.OpenAI(base_url=limited_stack.base_url, api_key=key, max_retries=0)
+    a = client.beta.assistants.create(model="smollm2-135m-instruct")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Hi"}])
+    for call in (
+        lambda: client.beta.threads.runs.create(
+            thread_id=thread.id, assistant_id=a.id, max_completion_tokens=255
+        ),
+        lambda: client.beta.threads.create_and_run(assistant_id=a.id, max_completion_tokens=1),
+    ):
+        with pytest.raises(openai.BadRequestError) as err:
+            call()
+        assert isinstance(err.value.body, dict) and err.value.body["param"] == "max_completion_tokens"
+        assert "256" in err.value.body["message"]
+    assert client.beta.threads.runs.list(thread_id=thread.id).data == []  # nothing was started
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=a.id, max_completion_tokens=256)
+    assert run.max_completion_tokens == 256
+    client.beta.threads.runs.cancel(run_id=run.id, thread_id=thread.id)
