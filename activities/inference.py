@@ -5,9 +5,11 @@ through the batching engine. Token deltas never enter workflow history: they are
 run's event log in Postgres (and NOTIFYed) as they are generated.
 
 Tool calls: with `tool_choice` "auto" the model answers freely in its tool-call format and the
-output is parsed (activities/llm/toolcalls.py). When a call is required or a function is named,
-the call is forced by constrained decoding: the function name from an enum, then the arguments
-from the function's JSON schema, so they always parse and validate.
+output is parsed (activities/llm/toolcalls.py); for models without a tool-aware template a grammar
+holds any call it starts to a known function and its schema, and the first call's arguments stream
+as step deltas (activities/call_stream.py says when). When a call is required or a function is
+named, the call is forced by constrained decoding: the function name from an enum, then the
+arguments from the function's JSON schema, so they always parse and validate.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ import jsonschema
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.call_stream import AutoCallStream
 from activities.heartbeat import heartbeating
+from activities.images import ImageError, has_images, no_images_message, with_image_data
 from activities.llm import grammar, toolcalls
 from activities.prompt import load_turn_context
 from activities.remote_turn import RemoteTurn, chat_messages, turn_seed
@@ -32,6 +36,7 @@ from activities.turn_record import record_turn, recorded_turn
 from activities.turn_stream import MessageStream, ToolStepStream
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import load_run
+from assistants.files_store import FilesStore
 from assistants.ids import derived_id
 from assistants.model_providers import RemoteModel
 from assistants.payloads import GenerateInput, GenerateOutput, ToolCall
@@ -62,12 +67,20 @@ def _answer_schema(response_format: Any) -> dict[str, Any] | None:
     return None
 
 
-async def _text_constraint(model: Any, response_format: Any, specs: list[dict[str, Any]]) -> Any:
+async def _text_constraint(
+    model: Any, response_format: Any, specs: list[dict[str, Any]], guided_calls: bool = False
+) -> Any:
     """Structured output by constrained decoding (json_object / json_schema): the JSON answer
-    alone, or with tools either that answer or one tool call."""
+    alone, or with tools either that answer or one tool call. Without structured output,
+    `guided_calls` holds the calls the model starts to the tools and their schemas."""
     schema = _answer_schema(response_format)
     if schema is None:
-        return None
+        if not guided_calls:
+            return None
+        compiler = await asyncio.to_thread(lambda: model.grammar_compiler)
+        return await grammar.tool_calls_constraint_async(
+            compiler, specs, toolcalls.OPEN_TAG, toolcalls.CLOSE_TAG
+        )
     if not specs:
         return await model.json_schema_constraint_async(schema)
     compiler = await asyncio.to_thread(lambda: model.grammar_compiler)
@@ -100,6 +113,7 @@ class InferenceActivities:
         self.settings = settings
         self.remote_models = settings.remote_models()
         self._http: httpx.AsyncClient | None = None  # for remote models, opened on first use
+        self._files: FilesStore | None = None  # image files, opened on first use
 
     @activity.defn(name="generate")
     async def generate(self, inp: GenerateInput) -> GenerateOutput:
@@ -121,6 +135,7 @@ class InferenceActivities:
                 if not inp.by_reference:  # a run started before history-by-reference
                     return await self._generate(model, inp, attempt)
                 full = await self._full_input(inp, self.settings.max_context_tokens)
+                full = await self._with_images(full, model.takes_images)
                 out = await self._generate(model, full, attempt)
                 return await record_turn(self.pool, inp, out)
             except grammar.GrammarCompileTimeout as exc:  # the same schema would time out again
@@ -144,6 +159,23 @@ class InferenceActivities:
             reasoning_effort=ctx.reasoning_effort,
         )
 
+    async def _with_images(self, inp: GenerateInput, takes_images: bool) -> GenerateInput:
+        """A turn whose thread has images: refused at once on a model without vision (never a
+        silent placeholder), else its image parts carry their bytes as data: URLs."""
+        if not has_images(inp.messages):
+            return inp
+        if not takes_images:
+            raise ApplicationError(no_images_message(inp.model), type="InvalidRequest", non_retryable=True)
+        if self._files is None:
+            from assistants.storage import make_storage
+
+            self._files = FilesStore(self.pool, make_storage(self.settings), self.settings.max_file_bytes)
+        try:
+            messages = await with_image_data(inp.messages, self._files, inp.project_id)
+        except ImageError as exc:
+            raise ApplicationError(str(exc), type="InvalidRequest", non_retryable=True) from None
+        return dataclasses.replace(inp, messages=messages)
+
     async def _remote(self, model: RemoteModel, inp: GenerateInput, attempt: int) -> GenerateOutput:
         """A turn on an OpenAI-compatible engine (activities/remote_turn.py): same rows, same log."""
         if self._http is None:
@@ -155,6 +187,7 @@ class InferenceActivities:
             if not inp.by_reference:
                 return await turn.generate(model, inp, attempt)
             full = await self._full_input(inp, model.capabilities.context_length)
+            full = await self._with_images(full, model.capabilities.vision)
             return await record_turn(self.pool, inp, await turn.generate(model, full, attempt))
 
     async def _generate(self, model: Any, inp: GenerateInput, attempt: int) -> GenerateOutput:
@@ -174,7 +207,7 @@ class InferenceActivities:
             )
         if specs and (forced is not None or inp.tool_choice == "required"):
             return await self._forced_call(model, inp, attempt, prompt_ids, specs, max_new)
-        out = await self._free_turn(model, inp, attempt, prompt_ids, specs, max_new)
+        out = await self._free_turn(model, inp, attempt, prompt_ids, specs, max_new, native)
         if out is None:
             # The model only repeated calls it already made (small models loop): answer instead.
             messages = toolcalls.messages_for_template(chat_messages(inp.messages), [], native)
@@ -233,6 +266,8 @@ class InferenceActivities:
             top_p=1.0 if greedy else inp.top_p,
             seed=turn_seed(inp),  # a retry after a crash samples the same text again
             constraint=constraint,
+            # A prompt with images brings the processor's tensors for its prefill (vision.py).
+            prefill_inputs=getattr(prompt_ids, "prefill_inputs", None),
         )
 
     async def _free_turn(
@@ -243,15 +278,23 @@ class InferenceActivities:
         prompt_ids: list[int],
         specs: list[dict[str, Any]],
         max_new: int,
+        native: bool = False,
     ) -> GenerateOutput | None:
-        """The model answers freely: text streams as message deltas; tool-call markup is held back."""
+        """The model answers freely: text streams as message deltas; tool-call markup is held
+        back, and the first call streams as step deltas (activities/call_stream.py)."""
         stream = MessageStream(self.pool, inp, attempt)
         markup = toolcalls.MarkupFilter() if specs else None
+        auto = AutoCallStream(self.pool, inp, attempt, specs) if specs and not native else None
 
         def on_delta(piece: str) -> None:
-            stream.push(markup.feed(piece) if markup else piece)
+            if markup is None:
+                stream.push(piece)
+                return
+            stream.push(markup.feed(piece))
+            if auto is not None and markup.in_call:
+                auto.feed(markup)
 
-        constraint = await _text_constraint(model, inp.response_format, specs)
+        constraint = await _text_constraint(model, inp.response_format, specs, guided_calls=auto is not None)
         pump = asyncio.create_task(stream.pump())
         try:
             result = await model.engine.generate(
@@ -261,9 +304,17 @@ class InferenceActivities:
             stream.close()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
+            step = await auto.opened() if auto is not None else None
         calls: list[ToolCall] = []
         text = result.text
-        if specs:
+        completion = result.completion_tokens
+        if step is not None and auto is not None:
+            calls, used = await self._streamed_calls(
+                model, inp, prompt_ids, result.text, auto, step, specs, max_new
+            )
+            completion += used
+            text = stream.emitted
+        elif specs:
             text_part, parsed = toolcalls.parse_tool_calls(result.text)
             fresh = [p for p in parsed if not _already_called(inp, p)]
             if parsed and not fresh and not stream.emitted.strip():
@@ -279,10 +330,12 @@ class InferenceActivities:
         out = GenerateOutput(
             text=text,
             prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
+            completion_tokens=completion,
             finish_reason=result.finish_reason,
         )
-        if calls:
+        if calls and step is not None:
+            out.tool_calls, out.finish_reason, out.tool_step_id = calls, "tool_calls", step.step_id
+        elif calls:
             out.tool_calls, out.finish_reason = calls, "tool_calls"
             out.tool_step_id = (
                 inp.step_id if not stream.created else derived_id("step", inp.run_id, inp.turn, "tools")
@@ -293,6 +346,52 @@ class InferenceActivities:
             out.created_message = True
         return out
 
+    async def _streamed_calls(
+        self,
+        model: Any,
+        inp: GenerateInput,
+        prompt_ids: list[int],
+        output: str,
+        auto: AutoCallStream,
+        step: ToolStepStream,
+        specs: list[dict[str, Any]],
+        max_new: int,
+    ) -> tuple[list[ToolCall], int]:
+        """The calls of a turn whose first call streamed: that call with its arguments as
+        streamed (continued under the schema if the output stopped inside them), then, when
+        parallel calls are allowed, the others, added to the step's stream whole."""
+        call, used = auto.call, 0
+        assert call is not None
+        if auto.reader.closed:
+            await step.flush()
+            call.arguments = auto.reader.raw
+        else:
+            schema = (
+                next(s["function"] for s in specs if s["function"]["name"] == call.name).get("parameters")
+                or EMPTY_PARAMS
+            )
+            more, used = await self._constrained_arguments(
+                model, inp, prompt_ids, call.name, schema, step, max_new, (output, auto.reader.raw)
+            )
+            call.arguments = auto.reader.raw + more
+        try:
+            json.loads(call.arguments)
+        except ValueError:
+            raise ApplicationError(
+                f"the model wrote arguments for {call.name} that do not parse",
+                type="InvalidRequest",
+                non_retryable=True,
+            ) from None
+        calls = [call]
+        if inp.parallel_tool_calls:
+            _, parsed = toolcalls.parse_tool_calls(output)
+            rest = [p for p in parsed[1:] if not _already_called(inp, p)]
+            more_calls = await self._validated_calls(model, inp, prompt_ids, rest, specs, first=1)
+            await step.append_calls(more_calls, 1)
+            calls += more_calls
+        await step.write_calls(calls)
+        return calls, used
+
     async def _validated_calls(
         self,
         model: Any,
@@ -300,6 +399,7 @@ class InferenceActivities:
         prompt_ids: list[int],
         parsed: list[toolcalls.ParsedCall],
         specs: list[dict[str, Any]],
+        first: int = 0,
     ) -> list[ToolCall]:
         """Keep calls to known functions; arguments that do not validate are regenerated constrained."""
         by_name = {s["function"]["name"]: s["function"] for s in specs}
@@ -316,7 +416,7 @@ class InferenceActivities:
                 arguments, _ = await self._constrained_arguments(model, inp, prompt_ids, p.name, schema, None)
             calls.append(
                 ToolCall(
-                    id=derived_id("call", inp.run_id, inp.turn, len(calls)),
+                    id=derived_id("call", inp.run_id, inp.turn, first + len(calls)),
                     type=toolcalls.tool_type(p.name, inp.tools),
                     name=p.name,
                     arguments=arguments,
@@ -386,9 +486,21 @@ class InferenceActivities:
         schema: dict[str, Any],
         step: ToolStepStream | None,
         max_new: int = DEFAULT_MAX_NEW_TOKENS,
+        resume: tuple[str, str] | None = None,
     ) -> tuple[str, int]:
-        prefix = model.encode(toolcalls.OPEN_TAG + json.dumps({"name": name})[:-1] + ', "arguments": ')
-        constraint = await model.json_schema_constraint_async(schema)
+        """The arguments, generated under the schema; with `resume` (the model's output so far,
+        the arguments it had written), the rest of those arguments."""
+        if resume is None:
+            prefix = model.encode(toolcalls.OPEN_TAG + json.dumps({"name": name})[:-1] + ', "arguments": ')
+            constraint = await model.json_schema_constraint_async(schema)
+        else:
+            prefix = model.encode(resume[0])
+            compiler = await asyncio.to_thread(lambda: model.grammar_compiler)
+            constraint = await grammar.json_schema_constraint_async(compiler, schema, prefix=resume[1])
+            try:
+                constraint()
+            except ValueError as exc:
+                raise ApplicationError(str(exc), type="InvalidRequest", non_retryable=True) from None
         request = self._request(inp, prompt_ids + prefix, max_new, constraint)
         # Greedy decoding keeps forced arguments deterministic and schema-valid even on small models.
         request.temperature, request.top_p = 0.0, 1.0
@@ -396,7 +508,7 @@ class InferenceActivities:
         if step:
             await step.flush()
         try:
-            json.loads(res.text)
+            json.loads((resume[1] if resume else "") + res.text)
         except ValueError:
             raise ApplicationError(
                 f"the model ran out of tokens while writing arguments for {name}",

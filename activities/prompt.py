@@ -28,6 +28,7 @@ TRUNCATED_MARK = "\n[... output truncated]"
 # Rows fetched per round trip while reading the thread newest-first: a few at first (messages
 # can be 256k characters each, and usually two or three fill the context), doubling up to 64.
 _FIRST_BATCH, _MAX_BATCH = 4, 64
+IMAGE_PARTS = ("image_file", "image_url")
 
 
 @dataclass
@@ -44,13 +45,23 @@ class TurnContext:
 
 
 def text_of(message: dict[str, Any]) -> str:
+    """A message's text. Images in an assistant message (plots its code produced) stay a mark:
+    chat models take images in user turns only. A user message's images go in `parts`."""
     parts = []
     for part in message.get("content", []):
         if part.get("type") == "text":
             parts.append(part["text"]["value"])
-        elif part.get("type") in ("image_file", "image_url"):
+        elif part.get("type") in IMAGE_PARTS:
             parts.append("[image]")
     return "\n".join(parts)
+
+
+def user_parts(content: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """A user message's content as chat parts (text as a plain string) when it holds images;
+    None when its text is all there is."""
+    if not any(p.get("type") in IMAGE_PARTS for p in content):
+        return None
+    return [{"type": "text", "text": p["text"]["value"]} if p.get("type") == "text" else p for p in content]
 
 
 async def short_documents(pool: DbPool, run: dict[str, Any], project_id: str) -> str:
@@ -118,12 +129,19 @@ async def thread_history(
                 )
             ).fetchall()
             for r in rows:
-                content = text_of({"content": r["content"] or []})
+                parts = user_parts(r["content"] or []) if r["role"] == "user" else None
+                content = (
+                    text_of({"content": r["content"] or []})
+                    if parts is None
+                    else "\n".join(p["text"] for p in parts if p["type"] == "text")
+                )
                 if newest_first and spent + len(content) > char_budget:
                     return newest_first[::-1]
                 # A single message longer than the whole budget cannot fit: keep only what shows
                 # that (the trim after rendering then reports the prompt too long).
-                newest_first.append(ChatMessage(role=r["role"], content=content[: char_budget + 1]))
+                newest_first.append(
+                    ChatMessage(role=r["role"], content=content[: char_budget + 1], parts=parts)
+                )
                 spent += len(content)
                 if limit is not None and len(newest_first) >= limit:
                     break

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from temporalio.exceptions import ApplicationError
 
+from activities.images import has_images, no_images_message
 from activities.llm import remote, toolcalls
 from activities.turn_stream import MessageStream, ToolStepStream
 from assistants.db.pool import Pool as DbPool
@@ -31,9 +32,11 @@ FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "funct
 
 
 def chat_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
+    """Chat Completions messages. A message with images (activities/images.py made them
+    `image_url` parts with data: URLs) keeps its parts, in order, `detail` included."""
     out: list[dict[str, Any]] = []
     for m in messages:
-        d: dict[str, Any] = {"role": m.role, "content": m.content}
+        d: dict[str, Any] = {"role": m.role, "content": m.parts or m.content}
         if m.tool_calls:
             d["tool_calls"] = m.tool_calls
         if m.tool_call_id:
@@ -64,6 +67,8 @@ def _reject(message: str) -> ApplicationError:
 def chat_body(inp: GenerateInput, model: RemoteModel) -> dict[str, Any]:
     """The Chat Completions request of this turn (without model/stream, which `remote` adds)."""
     caps = model.capabilities
+    if has_images(inp.messages) and not caps.vision:
+        raise _reject(no_images_message(model.name))
     max_new = min(inp.max_new_tokens or DEFAULT_MAX_NEW_TOKENS, caps.context_length // 2)
     greedy = inp.temperature <= 0 or inp.top_p <= 0
     body: dict[str, Any] = {
@@ -85,6 +90,8 @@ def chat_body(inp: GenerateInput, model: RemoteModel) -> dict[str, Any]:
         if not caps.json_schema:
             raise _reject(f"model {model.name!r} does not support response_format {rf['type']}")
         body["response_format"] = rf
+    if inp.reasoning_effort and caps.reasoning_effort:
+        body["reasoning_effort"] = inp.reasoning_effort
     return body
 
 

@@ -73,11 +73,8 @@ def result_delta(inp: BuiltinToolsInput, detail: dict[str, Any], index: int) -> 
     if detail["type"] == "code_interpreter":
         outputs = detail["code_interpreter"].get("outputs") or []
         call["code_interpreter"] = {"outputs": [{"index": i, **o} for i, o in enumerate(outputs)]}
-    else:  # result content is shown only to those who ask (`include[]`), never in the stream
-        fs = dict(detail.get("file_search") or {})
-        if "results" in fs:
-            fs["results"] = [{k: v for k, v in r.items() if k != "content"} for r in fs["results"]]
-        call["file_search"] = fs
+    else:  # with result content: streams cut it unless the run asked for it (`include[]`)
+        call["file_search"] = detail.get("file_search") or {}
     return {
         "id": inp.step_id,
         "object": "thread.run.step.delta",

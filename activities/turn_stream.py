@@ -16,6 +16,7 @@ from activities.tool_call_objects import tool_call_object
 from assistants.db.pool import Conn as DbConn
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_events, insert_message, insert_step, message_row, step_row
+from assistants.ids import derived_id
 from assistants.payloads import GenerateInput, ToolCall
 
 FLUSH_EVERY_S = 0.05
@@ -75,12 +76,14 @@ class MessageStream(_Coalescer):
 
     @staticmethod
     async def discard_earlier_attempts(pool: DbPool, inp: GenerateInput, attempt: int) -> None:
-        # A crashed attempt may have streamed part of its output; mark it so readers skip it.
+        # A crashed attempt may have streamed part of its output (its message, or a tool call in
+        # the turn's first step or in the step that follows its text); mark it so readers skip it.
+        tools_step = derived_id("step", inp.run_id, inp.turn, "tools")
         async with pool.connection() as conn:
             await conn.execute(
                 "UPDATE run_events SET discarded = true WHERE run_id = %s AND attempt < %s"
-                " AND event IN ('thread.message.delta', 'thread.run.step.delta') AND data->>'id' IN (%s, %s)",
-                (inp.run_id, attempt, inp.message_id, inp.step_id),
+                " AND event IN ('thread.message.delta', 'thread.run.step.delta') AND data->>'id' IN (%s, %s, %s)",
+                (inp.run_id, attempt, inp.message_id, inp.step_id, tools_step),
             )
 
     async def ensure_created(self) -> None:
@@ -193,12 +196,25 @@ class ToolStepStream(_Coalescer):
             item = {"id": call.id, "type": call.type, "code_interpreter": {"input": piece, "outputs": []}}
         else:
             item = tool_call_object(dataclasses.replace(call, arguments=piece), in_step=True)
+        return self._delta_of(item, 0)
+
+    def _delta_of(self, item: dict[str, Any], index: int) -> tuple[str, dict[str, Any]]:
         delta = {
             "id": self.step_id,
             "object": "thread.run.step.delta",
-            "delta": {"step_details": {"type": "tool_calls", "tool_calls": [{"index": 0, **item}]}},
+            "delta": {"step_details": {"type": "tool_calls", "tool_calls": [{"index": index, **item}]}},
         }
         return "thread.run.step.delta", delta
+
+    async def append_calls(self, calls: list[ToolCall], first_index: int) -> None:
+        """Calls after the streamed one, each in one delta (whole), so that a client's snapshot of
+        the step holds every call the step stores."""
+        events = [
+            self._delta_of(tool_call_object(c, in_step=True), first_index + i) for i, c in enumerate(calls)
+        ]
+        if events:
+            async with self.pool.connection() as conn:
+                await append_events(conn, self.inp.run_id, events, self.attempt)
 
     async def _create(self, conn: DbConn, step: dict[str, Any]) -> None:
         """Insert the step once (retries find it there) and announce it only when it is new."""

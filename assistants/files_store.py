@@ -87,11 +87,14 @@ class FilesStore:
             row = await (await conn.execute("SELECT 1 FROM files WHERE id = %s", (file_id,))).fetchone()
         return row is not None
 
-    async def get(self, file_id: str) -> tuple[str, bytes]:
+    async def get(self, file_id: str, project_id: str | None = None) -> tuple[str, bytes]:
+        """(filename, bytes) of a File; with `project_id`, only a File of that project."""
         async with (await self._ready()).connection() as conn:
             row = await (
                 await conn.execute(
-                    "SELECT project_id, data->>'filename' AS filename FROM files WHERE id = %s", (file_id,)
+                    "SELECT project_id, data->>'filename' AS filename FROM files"
+                    " WHERE id = %s AND (%s::text IS NULL OR project_id = %s::text)",
+                    (file_id, project_id, project_id),
                 )
             ).fetchone()
         if row is None:

@@ -25,6 +25,9 @@ class Capabilities:
     tools: bool = True  # native tool calls (`tools`, `tool_choice`)
     json_schema: bool = True  # `response_format` json_object / json_schema enforced upstream
     vision: bool = False  # image content parts
+    # `reasoning_effort` sent upstream (OpenAI's reasoning models; vLLM hands it to the chat
+    # template). Off: the run's value is not sent, as for a local template that does not read it.
+    reasoning_effort: bool = False
     context_length: int = 8192  # prompt + completion tokens the upstream model takes
 
 

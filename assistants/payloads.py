@@ -54,6 +54,10 @@ class ChatMessage:
     content: str
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None
+    # A user message holding images: its content parts in order, as the Messages API stores them
+    # (`text`, `image_file`, `image_url`); `content` is then their text alone. References only:
+    # the generate activity reads image bytes (activities/images.py).
+    parts: list[dict[str, Any]] | None = None
 
 
 @dataclass

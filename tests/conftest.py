@@ -40,7 +40,13 @@ def _providers() -> str:
         "provider": "openai",
         "base_url": f"http://127.0.0.1:{VLLM_PORT}/v1",
         "model": REMOTE_MODEL,
-        "capabilities": {"tools": True, "json_schema": True, "vision": False, "context_length": 4096},
+        "capabilities": {
+            "tools": True,
+            "json_schema": True,
+            "vision": False,
+            "context_length": 4096,
+            "reasoning_effort": True,  # tests/vllm_tool_chat_template.jinja renders it
+        },
     }
     long = {**remote, "extra_body": {"ignore_eos": True}}
     return json.dumps({REMOTE_MODEL: remote, REMOTE_MODEL_LONG: long})

@@ -229,3 +229,24 @@ def test_builtin_tools_on_a_remote_model(client: openai.OpenAI, vllm: VllmServer
         if kind == "code_interpreter":
             assert call.code_interpreter.outputs  # type: ignore[union-attr]  # the sandbox ran it
         assert steps[-1].type == "message_creation"
+
+
+def test_reasoning_effort_reaches_the_engine(client: openai.OpenAI, vllm: VllmServer) -> None:
+    """The model's capabilities say it takes `reasoning_effort` (tests/conftest.py), so a run's
+    value goes upstream; vLLM hands it to the chat template, which writes it into the system
+    message (tests/vllm_tool_chat_template.jinja): the prompt the engine counted grows."""
+    prompts = {}
+    for effort in (None, "high", "xhigh"):
+        a = _assistant(client, instructions="Be brief.", **({"reasoning_effort": effort} if effort else {}))
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=_thread(client, "Name a colour."),
+            assistant_id=a.id,
+            max_completion_tokens=4,
+            poll_interval_ms=200,
+        )
+        assert run.status in ("completed", "incomplete"), run.last_error
+        assert run.reasoning_effort == effort
+        assert run.usage is not None
+        prompts[effort] = run.usage.prompt_tokens
+    # "\n\nReasoning effort: high" is a few tokens; xhigh (a value OpenAI added late) goes through too.
+    assert prompts[None] < prompts["high"] <= prompts["xhigh"], prompts

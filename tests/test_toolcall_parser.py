@@ -3,7 +3,7 @@ message text."""
 
 from __future__ import annotations
 
-from activities.llm.toolcalls import MarkupFilter, messages_for_template, parse_tool_calls
+from activities.llm.toolcalls import ArgumentsReader, MarkupFilter, messages_for_template, parse_tool_calls
 
 
 def test_hermes_block() -> None:
@@ -78,3 +78,19 @@ def test_history_rendering_without_native_tools() -> None:
     }
     assert out[3]["role"] == "user" and "-3 C" in out[3]["content"]
     assert messages_for_template(msgs, specs, native=True) is msgs
+
+
+def test_arguments_are_read_as_they_arrive() -> None:
+    """The first call's name, then its arguments' raw text piece by piece, up to the closing
+    brace (braces and escaped quotes inside strings do not count)."""
+    text = 'Sure. <tool_call>{"name": "f", "arguments": {"q": "a}\\"{", "n": [1, {"b": 2}]}}</tool_call>x'
+    f, r, pieces = MarkupFilter(), ArgumentsReader(), []
+    for i in range(0, len(text), 3):
+        f.feed(text[i : i + 3])
+        if f.in_call:
+            pieces.append(r.feed(f.call_text))
+    assert f.emitted == "Sure. " and r.name == "f" and r.closed
+    assert "".join(pieces) == r.raw == '{"q": "a}\\"{", "n": [1, {"b": 2}]}'
+    assert len([p for p in pieces if p]) > 5
+    other = ArgumentsReader()  # arguments before the name: never read
+    assert other.feed('{"arguments": {"a": 1}, "name": "f"}') == "" and other.name is None

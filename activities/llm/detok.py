@@ -33,7 +33,10 @@ class IncrementalDetokenizer:
         return "".join(self._emitted)
 
     def _decode(self, ids: list[int]) -> str:
-        return self._tok.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        text = self._tok.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        # A byte-level token can decode to U+0000, which Postgres text and jsonb cannot hold
+        # (the event log and the message would refuse the whole delta): it is dropped.
+        return str(text).replace("\x00", "")
 
     def push(self, token_id: int) -> str:
         """Add one token; return the newly completed text (possibly "")."""

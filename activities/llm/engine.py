@@ -3,8 +3,9 @@
 One background thread owns the model. Each iteration it
   1. drops rows whose callers went away (asyncio cancellation),
   2. admits waiting requests up to `max_batch_size`: prefills them (left padded, grouped by
-     length so padding stays small), merges their KV cache into the running batch's cache by
-     left padding both to the same length, and samples their first token,
+     length so padding stays small; a prompt with images alone, with its pixel_values), merges
+     their KV cache into the running batch's cache by left padding both to the same length,
+     and samples their first token,
   3. runs ONE decode forward for the whole batch (explicit attention mask and position ids,
      so left padding does not shift positions), samples every row with its own settings
      (greedy or temperature/top-p with its own seeded generator; grammar mask per row),
@@ -68,6 +69,9 @@ class GenerationRequest:
     stop_token_ids: Sequence[int] | None = None
     # Called once, on the engine thread, when the request is admitted.
     constraint: ConstraintFactory | None = None
+    # More inputs of the prompt's forward (a vision model's `pixel_values`, `image_sizes`...):
+    # such a request is prefilled in a group of its own, and decodes with token ids like any other.
+    prefill_inputs: dict[str, Any] | None = None
 
 
 @dataclass
@@ -317,11 +321,25 @@ class Engine:
             mask[i, width - n :] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        extra = self._prefill_inputs(group[0]) if len(group) == 1 else {}
         out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+            **extra,
         )
         self._merge(_out_cache(out), mask, group)
         self._sample_and_advance(out.logits[:, -1, :].float(), group)
+
+    def _prefill_inputs(self, seq: _Seq) -> dict[str, Any]:
+        """The request's extra prefill tensors on the model's device, floats in its dtype."""
+        dtype = next(self.model.parameters()).dtype
+        return {
+            k: v.to(self.device, dtype=dtype) if torch.is_floating_point(v) else v.to(self.device)
+            for k, v in (seq.req.prefill_inputs or {}).items()
+        }
 
     def _decode(self) -> None:
         assert self._mask is not None
@@ -493,11 +511,15 @@ def _sample(
 
 
 def _prefill_groups(seqs: list[_Seq]) -> list[list[_Seq]]:
-    """Group prompts of similar length so one padded forward wastes little compute."""
+    """Group prompts of similar length so one padded forward wastes little compute; a prompt
+    with prefill inputs (images) goes alone."""
     groups: list[list[_Seq]] = []
     current: list[_Seq] = []
     total = 0
     for s in sorted(seqs, key=lambda s: len(s.req.prompt_ids)):
+        if s.req.prefill_inputs:
+            groups.append([s])  # its tensors are per request: never batched with another prompt
+            continue
         n = len(s.req.prompt_ids)
         width = (len(current) + 1) * n  # sorted ascending: n is the group's new max
         if current and (width > _PREFILL_PAD_FACTOR * (total + n) or width > _PREFILL_MAX_TOKENS):

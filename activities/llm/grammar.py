@@ -44,12 +44,14 @@ ConstraintFactory = Callable[[], TokenConstraint]
 class XGrammarConstraint:
     """Wraps an `xgrammar.GrammarMatcher` and its token bitmask."""
 
-    def __init__(self, compiled: xgrammar.CompiledGrammar) -> None:
+    def __init__(self, compiled: xgrammar.CompiledGrammar, prefix: str = "") -> None:
         import xgrammar as xgr
 
         self._xgr = xgr
         self._matcher = xgr.GrammarMatcher(compiled)
         self._bitmask = xgr.allocate_token_bitmask(1, compiled.tokenizer_info.vocab_size)
+        if prefix and not self._matcher.accept_string(prefix):
+            raise ValueError(f"the grammar cannot continue {prefix[:80]!r}")
 
     def mask_logits(self, logits: torch.Tensor) -> None:
         self._matcher.fill_next_token_bitmask(self._bitmask)
@@ -86,6 +88,11 @@ GRAMMAR_COMPILE_TIMEOUT_S = 10.0
 PATTERN_TIMEOUT_S = 0.1
 
 
+# Spaces in a call's arguments between JSON tokens, at most: a model's own `{"a": 1}` style, never a
+# run of blanks (a small model under a grammar can otherwise fill its budget with them).
+CALL_WHITESPACE = 1
+
+
 class GrammarCompileTimeout(TimeoutError):
     pass
 
@@ -108,10 +115,11 @@ async def json_schema_constraint_async(
     compiler: xgrammar.GrammarCompiler,
     schema: dict[str, Any] | str,
     limit_s: float = GRAMMAR_COMPILE_TIMEOUT_S,
+    prefix: str = "",
 ) -> ConstraintFactory:
     """`json_schema_constraint` compiled off the event loop, within `limit_s` seconds."""
     future = asyncio.get_running_loop().run_in_executor(
-        _compile_pool(), json_schema_constraint, compiler, schema
+        _compile_pool(), json_schema_constraint, compiler, schema, prefix
     )
     try:
         return await asyncio.wait_for(future, limit_s)
@@ -215,9 +223,65 @@ async def answer_or_call_constraint_async(
 
 
 def json_schema_constraint(
-    compiler: xgrammar.GrammarCompiler, schema: dict[str, Any] | str
+    compiler: xgrammar.GrammarCompiler, schema: dict[str, Any] | str, prefix: str = ""
 ) -> ConstraintFactory:
-    """Output must be one JSON value valid against `schema` (then the request stops)."""
+    """Output must be one JSON value valid against `schema` (then the request stops); with
+    `prefix`, the output continues a value that starts with it."""
     text = schema if isinstance(schema, str) else json.dumps(schema)
-    compiled = compiler.compile_json_schema(text, any_whitespace=False, strict_mode=True)
+    if prefix:  # continuing a call written under `tool_calls_constraint`: the same JSON spacing
+        compiled = compiler.compile_json_schema(
+            text, any_whitespace=True, max_whitespace_cnt=CALL_WHITESPACE, strict_mode=True
+        )
+    else:
+        compiled = compiler.compile_json_schema(text, any_whitespace=False, strict_mode=True)
+    return lambda: XGrammarConstraint(compiled, prefix)
+
+
+def call_head(name: str, open_tag: str) -> str:
+    """How a call starts in the tool-call format, up to its arguments object."""
+    return f'{open_tag}{{"name": {json.dumps(name, ensure_ascii=False)}, "arguments": '
+
+
+def tool_calls_constraint(
+    compiler: xgrammar.GrammarCompiler, specs: list[dict[str, Any]], open_tag: str, close_tag: str
+) -> ConstraintFactory:
+    """Free text, except that once `open_tag` is written the call must be to one of `specs`, in
+    the format `call_head` writes, with arguments valid against its schema, then `}close_tag`
+    (xgrammar's triggered structural tags, as vLLM and SGLang constrain tool calls)."""
+    tags = [
+        {
+            "type": "tag",
+            "begin": call_head(s["function"]["name"], open_tag),
+            "content": {
+                "type": "json_schema",
+                "json_schema": s["function"].get("parameters") or {"type": "object", "properties": {}},
+                "max_whitespace_cnt": CALL_WHITESPACE,
+            },
+            "end": "}" + close_tag,
+        }
+        for s in specs
+    ]
+    structural = {
+        "type": "structural_tag",
+        "format": {"type": "triggered_tags", "triggers": [open_tag], "tags": tags},
+    }
+    compiled = compiler.compile_structural_tag(json.dumps(structural))
     return lambda: XGrammarConstraint(compiled)
+
+
+async def tool_calls_constraint_async(
+    compiler: xgrammar.GrammarCompiler,
+    specs: list[dict[str, Any]],
+    open_tag: str,
+    close_tag: str,
+    limit_s: float = GRAMMAR_COMPILE_TIMEOUT_S,
+) -> ConstraintFactory:
+    future = asyncio.get_running_loop().run_in_executor(
+        _compile_pool(), tool_calls_constraint, compiler, specs, open_tag, close_tag
+    )
+    try:
+        return await asyncio.wait_for(future, limit_s)
+    except TimeoutError:
+        raise GrammarCompileTimeout(
+            f"compiling the tool-call grammar took more than {limit_s:.0f}s"
+        ) from None

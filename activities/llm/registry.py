@@ -3,6 +3,7 @@
 `settings.model_paths()` maps public model names to HF ids or local folders; the default
 model maps to its prepared folder (see prepare.py). `ModelRegistry.get(name)` loads a model the
 first time it is asked for, under a per-name lock so concurrent first calls load it once.
+A vision-language model loads with its processor and takes images (vision.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import asyncio
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from activities.llm import vision
 
 if TYPE_CHECKING:
     import torch
@@ -53,6 +56,8 @@ class LoadedModel:
     engine: Engine
     device: torch.device
     stop_token_ids: list[int]
+    # A vision-language model's processor (activities/llm/vision.py); None for text-only models.
+    processor: Any = None
     _compiler: xgrammar.GrammarCompiler | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -74,6 +79,15 @@ class LoadedModel:
         extra: dict[str, Any] = {}
         if reasoning_effort is not None and self.takes_reasoning_effort:
             extra["reasoning_effort"] = reasoning_effort
+        if self.processor is not None and vision.has_image_parts(messages):
+            with self._lock:
+                return vision.encode(
+                    self.processor,
+                    messages,
+                    tools=tools,
+                    add_generation_prompt=add_generation_prompt,
+                    **extra,
+                )
         with self._lock:  # the fast tokenizer is not safe to use from several threads at once
             ids = self.tokenizer.apply_chat_template(
                 messages,
@@ -86,6 +100,10 @@ class LoadedModel:
         if isinstance(ids, dict) or hasattr(ids, "input_ids"):  # BatchEncoding on some versions
             ids = ids["input_ids"]
         return list(ids)
+
+    @property
+    def takes_images(self) -> bool:
+        return self.processor is not None
 
     @property
     def takes_reasoning_effort(self) -> bool:
@@ -111,7 +129,7 @@ class LoadedModel:
 
                 info = grammar.tokenizer_info(
                     self.tokenizer,
-                    vocab_size=self.model.config.vocab_size,
+                    vocab_size=self.model.config.get_text_config().vocab_size,
                     stop_token_ids=self.stop_token_ids,
                 )
                 self._compiler = grammar.grammar_compiler(info)
@@ -164,7 +182,7 @@ class ModelRegistry:
             loaded.engine.close()
 
     def _load(self, name: str) -> LoadedModel:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
         from activities.llm.engine import Engine
 
@@ -175,14 +193,15 @@ class ModelRegistry:
             path = str(prepare_default_model(self._settings))
         device = resolve_device(self._settings.device)
         dtype = resolve_dtype(self._settings.dtype, device)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        processor, model = _load_model(path, dtype, vision.takes_images(AutoConfig.from_pretrained(path)))
+        tokenizer = processor.tokenizer if processor is not None else AutoTokenizer.from_pretrained(path)
         model.to(device)
         model.eval()
         model.requires_grad_(False)
         stop_ids = _stop_token_ids(tokenizer, model)
         max_ctx = min(
-            self._settings.max_context_tokens, getattr(model.config, "max_position_embeddings", 1 << 30)
+            self._settings.max_context_tokens,
+            getattr(model.config.get_text_config(), "max_position_embeddings", 1 << 30),
         )
         engine = Engine(
             model,
@@ -193,7 +212,16 @@ class ModelRegistry:
             max_context_tokens=max_ctx,
             pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
         )
-        return LoadedModel(name, path, tokenizer, model, engine, device, stop_ids)
+        return LoadedModel(name, path, tokenizer, model, engine, device, stop_ids, processor)
+
+
+def _load_model(path: str, dtype: torch.dtype, with_images: bool) -> tuple[Any, Any]:
+    """(processor or None, model): a vision-language model loads with its processor."""
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
+
+    if not with_images:
+        return None, AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    return AutoProcessor.from_pretrained(path), AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
 
 
 def _stop_token_ids(tokenizer: Any, model: Any) -> list[int]:

@@ -189,15 +189,17 @@ class MarkupFilter:
         self.pending = ""
         self.emitted = ""
         self.in_call = False
+        self.call_text = ""  # what follows the first opening tag (the calls), as it arrives
 
     def feed(self, piece: str) -> str:
         if self.in_call:
+            self.call_text += piece
             return ""
         self.pending += piece
         idx = self.pending.find(OPEN_TAG)
         if idx >= 0:
             self.in_call = True
-            out, self.pending = self.pending[:idx], ""
+            out, self.call_text, self.pending = self.pending[:idx], self.pending[idx + len(OPEN_TAG) :], ""
             return self._emit(out)
         stripped = (self.emitted + self.pending).lstrip()
         if not self.emitted and (not stripped or stripped[:1] in ("{", "[")):
@@ -214,3 +216,54 @@ class MarkupFilter:
     def _emit(self, out: str) -> str:
         self.emitted += out
         return out
+
+
+_CALL_HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*"([^"\\]+)"\s*,\s*"arguments"\s*:\s*(?=\{)')
+
+
+class ArgumentsReader:
+    """Reads the first call out of the text after the opening tag as it arrives: the function's
+    name once `{"name": "...", "arguments": {` has been written, then the arguments object's raw
+    text, character by character, up to its closing brace. A call in any other shape (arguments
+    first, arguments as a string) is never read (`name` stays None)."""
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+        self.raw = ""  # the arguments as the model wrote them so far
+        self.closed = False  # the arguments object is complete
+        self._start = -1  # index in the call text where the arguments begin
+        self._depth = 0
+        self._in_string = False
+        self._escaped = False
+
+    def feed(self, call_text: str) -> str:
+        """Take the whole call text so far; return the arguments' characters it adds."""
+        if self.name is None:
+            head = _CALL_HEAD.match(call_text)
+            if head is None:
+                return ""
+            self.name, self._start = head.group(1), head.end()
+        if self.closed:
+            return ""
+        out = []
+        for c in call_text[self._start + len(self.raw) :]:
+            out.append(c)
+            if self._in_string:
+                if self._escaped:
+                    self._escaped = False
+                elif c == "\\":
+                    self._escaped = True
+                elif c == '"':
+                    self._in_string = False
+            elif c == '"':
+                self._in_string = True
+            elif c in "{[":
+                self._depth += 1
+            elif c in "}]":
+                self._depth -= 1
+                if self._depth == 0:
+                    self.closed = True
+                    break
+        piece = "".join(out)
+        self.raw += piece
+        return piece
