@@ -18,11 +18,13 @@ from api.limits import install_handlers as install_limit_handlers
 from api.limits_body import BodyLimitMiddleware
 from api.routers import (
     assistants,
+    conversations,
     files,
     health,
     messages,
     models,
     playground,
+    responses,
     run_stream,
     runs,
     steps,
@@ -103,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         vector_store_search.router,
         playground.router,
         webhooks.router,
+        responses.router,  # issue 15
+        conversations.router,
         codec_server.router,
     ):  # files, vector_stores: issue 5
         app.include_router(router)

@@ -85,7 +85,35 @@ async def create_run(
         ).fetchone()
     if row is None:
         raise not_found("assistant", assistant_id, "assistant_id")
-    assistant = row["data"]
+    return await create_run_with(
+        pool,
+        settings,
+        project,
+        thread,
+        body,
+        assistant_id,
+        row["data"],
+        additional_instructions,
+        additional_messages,
+        include,
+    )
+
+
+async def create_run_with(
+    pool: DbPool,
+    settings: Settings,
+    project: str,
+    thread: dict[str, Any],
+    body: RunOptions,
+    assistant_id: str,
+    assistant: dict[str, Any],
+    additional_instructions: str | None,
+    additional_messages: list[MessageCreate] | None,
+    include: list[str] | None = None,
+    message_ids: list[str] | None = None,
+) -> dict[str, Any]:
+    """Create a run whose defaults come from `assistant` (an assistant's data, or for a Responses
+    API response, which has no assistant, the defaults it gives: `assistant_id` is then "")."""
     await check_attachments(pool, project, additional_messages or [], "additional_messages.attachments")
     model = body.model or assistant["model"]
     check_model(settings, model)
@@ -150,8 +178,8 @@ async def create_run(
     try:
         async with pool.connection() as conn, conn.transaction():
             await reserve_active_run(conn, settings, project)  # 429 past the project's quota
-            for m in additional_messages or []:
-                msg = message_object(new_id("msg"), thread["id"], m)
+            for i, m in enumerate(additional_messages or []):
+                msg = message_object(message_ids[i] if message_ids else new_id("msg"), thread["id"], m)
                 await conn.execute(
                     "INSERT INTO messages (id, project_id, thread_id, created_at, data) VALUES (%s, %s, %s, %s, %s)",
                     (msg["id"], project, thread["id"], msg["created_at"], Jsonb(msg)),

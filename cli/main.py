@@ -6,6 +6,7 @@ Each subcommand imports its implementation lazily so `assistants keys list` neve
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -99,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return serve(host=args.host, port=args.port)
     if args.command == "worker":
+        # Torch's OpenMP threads spin while they wait for work (libgomp's default). Beside the API,
+        # Temporal and Postgres on the same cores, every wake-up of those preempts one thread while
+        # the other spins: measured 2.4x the CPU per token and 2.7x less throughput for 8 runs
+        # (bench/profile_api.py). Passive waiting, unless the operator set a policy; it must be in
+        # the environment before torch loads.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         from worker.main import run_worker
 
         return run_worker(args.queue or ["all"])

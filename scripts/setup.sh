@@ -41,6 +41,21 @@ for extra in scripts/setup_sandbox.sh scripts/setup_browser.sh scripts/setup_vll
   fi
 done
 
+# The official Node SDK for tests/test_node_sdk.py, as pinned in tests/node/package-lock.json.
+NODE_STAMP="$ROOT/tests/node/node_modules/.setup-stamp"
+if command -v npm >/dev/null; then
+  want_node="$(sha256sum tests/node/package-lock.json | cut -d' ' -f1)"
+  if [[ -f "$NODE_STAMP" && "$(cat "$NODE_STAMP")" == "$want_node" ]]; then
+    log "node test dependencies up to date"
+  else
+    log "installing node test dependencies (npm ci in tests/node)"
+    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want_node" >"$NODE_STAMP"
+  fi
+else
+  log "npm not found: tests/test_node_sdk.py will skip here and fail under CI"
+fi
+
 log "preparing the default model in $DATA_DIR"
 "$VENV/bin/assistants" prepare-model --data-dir "$DATA_DIR" >/dev/null
 log "done"

@@ -64,6 +64,12 @@ def test_killed_worker_is_restarted(stack: StackHandle) -> None:
         _wait(lambda new=new: _live_in_groups({new}) != [], 5, f"new {role} pid {new} to be alive")
     _wait(stack.healthy, 120, "/health to return 200 after the restarts")
     assert stack.stack_info()["pids"]["worker-runs"] == stack.pids()["worker-runs"]
+    # Workers let torch's OpenMP threads sleep instead of spin (cli/main.py), restarted ones too.
+    _wait(
+        lambda: stack.log_tail(400).count("worker polling inference (OMP_WAIT_POLICY=PASSIVE)") >= 2,
+        180,
+        "the restarted inference worker to poll with OMP_WAIT_POLICY=PASSIVE",
+    )
 
 
 def test_sigterm_leaves_nothing_running_and_restart_keeps_data(stack_dir: Path) -> None:

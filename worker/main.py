@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 
 from temporalio.client import Client
@@ -136,7 +137,12 @@ async def _main(queues: list[str]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    log.info("worker polling %s", ", ".join(sorted(wanted)))
+    # OMP_WAIT_POLICY: set by `assistants worker` before torch loads (cli/main.py).
+    log.info(
+        "worker polling %s (OMP_WAIT_POLICY=%s)",
+        ", ".join(sorted(wanted)),
+        os.environ.get("OMP_WAIT_POLICY", "unset"),
+    )
     tasks = [asyncio.create_task(w.run()) for w in workers]
     stopper = asyncio.create_task(stop.wait())
     # Exit when told to, or when any worker dies (the supervisor restarts the process).

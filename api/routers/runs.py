@@ -164,9 +164,20 @@ async def submit_tool_outputs(
     hub: Hub,
 ) -> Any:
     run = await _require_run(pool, project, thread_id, run_id)
+    ids = [o.tool_call_id for o in body.tool_outputs]
+    check_tool_outputs(run, ids)
+    resume_after = await last_seq(pool, run_id) if body.stream else None  # stream what follows the outputs
+    outputs = {o.tool_call_id: o.output for o in body.tool_outputs}
+    await deliver_tool_outputs(pool, temporal, project, run, ids, outputs)
+    if resume_after is not None:
+        return run_stream(pool, hub, run_id, after=resume_after, include=run.get("_include"))
+    return public(await _require_run(pool, project, thread_id, run_id))
+
+
+def check_tool_outputs(run: dict[str, Any], ids: list[str]) -> None:
+    """Refuse outputs that do not answer exactly the calls the run waits on."""
     if run["status"] != "requires_action":
         raise bad_request(f'Runs in status "{run["status"]}" do not accept tool outputs.')
-    ids = [o.tool_call_id for o in body.tool_outputs]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise bad_request(f"Duplicate tool_call_id: {dupes[0]}", "tool_outputs")
@@ -181,8 +192,13 @@ async def submit_tool_outputs(
         raise bad_request(
             f"Expected tool outputs for call_ids {pending}, got {ids}. Missing: {missing[0]}.", "tool_outputs"
         )
-    resume_after = await last_seq(pool, run_id) if body.stream else None  # stream what follows the outputs
-    outputs = {o.tool_call_id: o.output for o in body.tool_outputs}
+
+
+async def deliver_tool_outputs(
+    pool: Any, temporal: Any, project: str, run: dict[str, Any], ids: list[str], outputs: dict[str, str]
+) -> None:
+    """Hand checked outputs to the run's workflow (its submit_tool_outputs update)."""
+    run_id = run["id"]
     if run.get("_by_reference"):
         # Stored first, so only the call ids travel through the workflow's history.
         await store_function_outputs(pool, project, run, outputs)
@@ -197,9 +213,6 @@ async def submit_tool_outputs(
         raise bad_request(str(getattr(exc.cause, "message", exc.cause) or exc)) from None
     except RPCError as exc:
         raise APIError(409, f"The run can no longer accept tool outputs: {exc.message}") from None
-    if resume_after is not None:
-        return run_stream(pool, hub, run_id, after=resume_after, include=run.get("_include"))
-    return public(await _require_run(pool, project, thread_id, run_id))
 
 
 async def store_function_outputs(

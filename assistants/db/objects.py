@@ -24,6 +24,7 @@ Table = Literal[
     "vector_stores",
     "vector_store_files",
     "vector_store_file_batches",
+    "responses",
 ]
 _EXTRA_COLUMNS = {
     "thread_id",

@@ -1,0 +1,218 @@
+"""The Responses API's objects, read off the run that executes a response: its status, its steps
+(output items), its messages (output text) and its usage. Nothing here writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from assistants.db.pool import Pool as DbPool
+
+# run status -> response status. A run waiting for function outputs has finished its part: the
+# response is complete and lists the function_call items to answer.
+STATUS = {
+    "queued": "queued",
+    "in_progress": "in_progress",
+    "cancelling": "in_progress",
+    "requires_action": "completed",
+    "completed": "completed",
+    "incomplete": "incomplete",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "expired": "failed",
+}
+INCOMPLETE_REASONS = {"max_completion_tokens": "max_output_tokens", "max_prompt_tokens": "max_output_tokens"}
+
+
+def _text_parts(msg: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"type": "output_text", "text": p["text"]["value"], "annotations": [], "logprobs": []}
+        for p in msg.get("content") or []
+        if p.get("type") == "text"
+    ]
+
+
+def message_item(msg: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": msg["id"],
+        "status": msg.get("status") or "completed",
+        "role": "assistant",
+        "content": _text_parts(msg),
+    }
+
+
+def call_item(call: dict[str, Any], done: bool) -> dict[str, Any] | None:
+    status = "completed" if done else "in_progress"
+    kind = call.get("type")
+    if kind == "function":
+        fn = call.get("function") or {}
+        return {
+            "type": "function_call",
+            "id": "fc_" + call["id"].removeprefix("call_"),
+            "call_id": call["id"],
+            "name": fn.get("name"),
+            "arguments": fn.get("arguments") or "",
+            "status": "completed",
+        }
+    if kind == "file_search":
+        results = (call.get("file_search") or {}).get("results")
+        return {
+            "type": "file_search_call",
+            "id": call["id"],
+            "status": status,
+            "queries": [],
+            "results": [
+                {
+                    "file_id": r.get("file_id"),
+                    "filename": r.get("file_name"),
+                    "score": r.get("score"),
+                    "text": "".join(c.get("text", "") for c in r.get("content") or []) or None,
+                    "attributes": {},
+                }
+                for r in results or []
+            ]
+            or None,
+        }
+    if kind == "code_interpreter":
+        ci = call.get("code_interpreter") or {}
+        outputs = [
+            {"type": "logs", "logs": o.get("logs", "")}
+            if o.get("type") == "logs"
+            else {"type": "image", "url": f"/v1/files/{(o.get('image') or {}).get('file_id')}/content"}
+            for o in ci.get("outputs") or []
+        ]
+        return {
+            "type": "code_interpreter_call",
+            "id": call["id"],
+            "status": status,
+            "code": ci.get("input") or "",
+            "outputs": outputs,
+            "container_id": "",
+        }
+    return None
+
+
+async def output_items(
+    pool: DbPool, run_id: str, skip_steps: list[str]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The run's steps (those not in `skip_steps`) as output items, and the ids of all its steps."""
+    async with pool.connection() as conn:
+        steps = await (
+            await conn.execute("SELECT id, data FROM run_steps WHERE run_id = %s ORDER BY seq", (run_id,))
+        ).fetchall()
+        msgs = await (
+            await conn.execute(
+                "SELECT id, data FROM messages WHERE run_id = %s AND data->>'role' = 'assistant'", (run_id,)
+            )
+        ).fetchall()
+    by_id = {m["id"]: m["data"] for m in msgs}
+    items: list[dict[str, Any]] = []
+    for row in steps:
+        if row["id"] in skip_steps:
+            continue
+        step = row["data"]
+        details = step.get("step_details") or {}
+        if details.get("type") == "message_creation":
+            msg = by_id.get((details.get("message_creation") or {}).get("message_id"))
+            if msg is not None:
+                items.append(message_item(msg))
+        for call in details.get("tool_calls") or []:
+            item = call_item(call, step.get("status") == "completed")
+            if item is not None:
+                items.append(item)
+    return items, [r["id"] for r in steps]
+
+
+def usage_of(run: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any] | None:
+    u = run.get("usage")
+    if not u:
+        return None
+    base = base or {}
+    inp = max(0, int(u.get("prompt_tokens") or 0) - int(base.get("prompt_tokens") or 0))
+    out = max(0, int(u.get("completion_tokens") or 0) - int(base.get("completion_tokens") or 0))
+    return {
+        "input_tokens": inp,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": out,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": inp + out,
+    }
+
+
+def _error(run: dict[str, Any]) -> dict[str, Any] | None:
+    if run["status"] == "expired":
+        return {"code": "server_error", "message": "The response expired before it completed."}
+    err = run.get("last_error")
+    if run["status"] != "failed" or not err:
+        return None
+    code = err.get("code") if err.get("code") in ("rate_limit_exceeded", "invalid_prompt") else "server_error"
+    return {"code": code, "message": err.get("message") or ""}
+
+
+def _incomplete(run: dict[str, Any]) -> dict[str, Any] | None:
+    if run["status"] != "incomplete":
+        return None
+    reason = (run.get("incomplete_details") or {}).get("reason")
+    return {"reason": INCOMPLETE_REASONS.get(str(reason), reason)}
+
+
+async def response_object(pool: DbPool, resp: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    """The response as the SDK parses it, from its stored request and its run as it now is."""
+    if resp.get("_snapshot"):
+        return dict(resp["_snapshot"])
+    items, _ = await output_items(pool, run["id"], resp.get("_skip_steps") or [])
+    status = STATUS.get(run["status"], run["status"])
+    out = {k: v for k, v in resp.items() if not k.startswith("_")}
+    out.update(
+        status=status,
+        output=items,
+        usage=usage_of(run, resp.get("_usage_base")),
+        error=_error(run),
+        incomplete_details=_incomplete(run),
+        completed_at=run.get("completed_at") if status == "completed" else None,
+    )
+    return out
+
+
+def request_fields(body: Any, model: str) -> dict[str, Any]:
+    """What a response echoes of its request (the official object's fields)."""
+    fmt = (body.text or {}).get("format") or {"type": "text"}
+    return {
+        "object": "response",
+        "model": model,
+        "instructions": body.instructions,
+        "tools": body.tools or [],
+        "tool_choice": body.tool_choice or "auto",
+        "parallel_tool_calls": True if body.parallel_tool_calls is None else body.parallel_tool_calls,
+        "text": {"format": fmt},
+        "temperature": 1.0 if body.temperature is None else body.temperature,
+        "top_p": 1.0 if body.top_p is None else body.top_p,
+        "max_output_tokens": body.max_output_tokens,
+        "previous_response_id": body.previous_response_id,
+        "conversation": {"id": body.conversation_id} if body.conversation_id else None,
+        "store": True if body.store is None else body.store,
+        "background": bool(body.background),
+        "metadata": body.metadata or {},
+        "truncation": body.truncation or "disabled",
+        "reasoning": {"effort": None, "summary": None},
+        "service_tier": "default",
+        "user": body.user,
+        "safety_identifier": body.safety_identifier,
+        "prompt_cache_key": body.prompt_cache_key,
+        # Sampling settings a response reports although the request cannot set them here (the
+        # Open Responses schema requires them): what generation actually used.
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+        "top_logprobs": 0,
+        "max_tool_calls": None,
+    }
+
+
+def input_item_view(item: dict[str, Any]) -> dict[str, Any]:
+    """A stored input item as input_items lists it."""
+    if item["type"] == "function_call_output":
+        return {**item, "status": "completed"}
+    content = item.get("content")
+    if isinstance(content, str):
+        content = [{"type": "input_text", "text": content}]
+    return {**item, "content": content or [], "status": "completed"}

@@ -1,0 +1,175 @@
+"""A response's stream: its run's event stream (api/sse.py: replay of the run's event log, then
+tail, retried generations already folded) translated into the Responses API's events, numbered
+by `sequence_number`. The translation is a pure function of the run's log, so a replay makes the
+same events with the same numbers: resuming (`starting_after=N`) replays and skips up to N."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from api.response_objects import call_item, message_item, response_object
+from api.sse import STOP_EVENTS, run_events
+from api.sse_encode import KEEPALIVE, encode
+from api.sse_hub import RunEventHub
+from assistants.db.pool import Pool as DbPool
+
+FINAL_EVENTS = {"completed": "response.completed", "incomplete": "response.incomplete"}
+
+
+def _parse(chunk: bytes) -> tuple[str, Any] | None:
+    event, data = None, None
+    for line in chunk.decode().splitlines():
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            data = line[6:]
+    if event is None or data is None or data == "[DONE]":
+        return None
+    return event, json.loads(data)
+
+
+class Translator:
+    """Run events in, Responses events (name, payload) out; keeps the output indexes."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}  # output item id -> output_index
+        self.texts: dict[str, str] = {}
+
+    def _add(self, item: dict[str, Any]) -> int:
+        self.index[item["id"]] = len(self.index)
+        return self.index[item["id"]]
+
+    def _message_created(self, msg: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        item = {**message_item(msg), "status": "in_progress", "content": []}
+        i = self._add(item)
+        part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        return [
+            ("response.output_item.added", {"output_index": i, "item": item}),
+            (
+                "response.content_part.added",
+                {"item_id": item["id"], "output_index": i, "content_index": 0, "part": part},
+            ),
+        ]
+
+    def _message_delta(self, delta: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        i = self.index.get(delta["id"])
+        if i is None:
+            return []
+        out = []
+        for part in (delta.get("delta") or {}).get("content") or []:
+            text = (part.get("text") or {}).get("value") or ""
+            if part.get("type") == "text" and text:
+                self.texts[delta["id"]] = self.texts.get(delta["id"], "") + text
+                out.append(
+                    (
+                        "response.output_text.delta",
+                        {
+                            "item_id": delta["id"],
+                            "output_index": i,
+                            "content_index": 0,
+                            "delta": text,
+                            "logprobs": [],
+                        },
+                    )
+                )
+        return out
+
+    def _message_done(self, msg: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        i = self.index.get(msg["id"])
+        if i is None:
+            return []
+        item = message_item(msg)
+        parts = item["content"] or [{"type": "output_text", "text": "", "annotations": [], "logprobs": []}]
+        where = {"item_id": msg["id"], "output_index": i, "content_index": 0}
+        return [
+            ("response.output_text.done", {**where, "text": parts[0]["text"], "logprobs": []}),
+            ("response.content_part.done", {**where, "part": parts[0]}),
+            ("response.output_item.done", {"output_index": i, "item": item}),
+        ]
+
+    def _tool_item(self, item: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        i = self._add(item)
+        if item["type"] != "function_call":
+            return [
+                ("response.output_item.added", {"output_index": i, "item": item}),
+                ("response.output_item.done", {"output_index": i, "item": item}),
+            ]
+        where = {"item_id": item["id"], "output_index": i}
+        return [
+            ("response.output_item.added", {"output_index": i, "item": {**item, "arguments": ""}}),
+            ("response.function_call_arguments.delta", {**where, "delta": item["arguments"]}),
+            (
+                "response.function_call_arguments.done",
+                {**where, "name": item["name"], "arguments": item["arguments"]},
+            ),
+            ("response.output_item.done", {"output_index": i, "item": item}),
+        ]
+
+    def translate(self, event: str, data: Any) -> list[tuple[str, dict[str, Any]]]:
+        if event == "thread.message.created" and data.get("role") == "assistant":
+            return self._message_created(data)
+        if event == "thread.message.delta":
+            return self._message_delta(data)
+        if event in ("thread.message.completed", "thread.message.incomplete"):
+            return self._message_done(data)
+        if event == "thread.run.step.completed":
+            calls = (data.get("step_details") or {}).get("tool_calls") or []
+            items = [call_item(c, True) for c in calls if c.get("type") != "function"]
+            return [e for item in items if item is not None for e in self._tool_item(item)]
+        if event == "thread.run.requires_action":
+            calls = data["required_action"]["submit_tool_outputs"]["tool_calls"]
+            return [e for c in calls for e in self._tool_item(call_item(c, True) or {})]
+        return []
+
+
+async def response_events(
+    pool: DbPool,
+    hub: RunEventHub,
+    resp: dict[str, Any],
+    run: dict[str, Any],
+    read_run: Any,
+    starting_after: int = -1,
+) -> AsyncIterator[bytes]:
+    """The response's events from its start (those numbered above `starting_after`)."""
+    number = -1
+
+    def emit(name: str, payload: dict[str, Any]) -> bytes | None:
+        nonlocal number
+        number += 1
+        if number <= starting_after:
+            return None
+        return encode(name, {"type": name, "sequence_number": number, **payload})
+
+    start = {
+        **await response_object(pool, {**resp, "_snapshot": None}, run),
+        "status": "in_progress",
+        "output": [],
+    }
+    start.update(usage=None, error=None, incomplete_details=None, completed_at=None)
+    for name in ("response.created", "response.in_progress"):
+        if (chunk := emit(name, {"response": start})) is not None:
+            yield chunk
+    translator = Translator()
+    async for raw in run_events(pool, hub, resp["_run_id"], int(resp.get("_stream_after") or 0)):
+        if raw == KEEPALIVE:
+            yield raw
+            continue
+        parsed = _parse(raw)
+        if parsed is None:
+            continue
+        event, data = parsed
+        if event == "error":
+            if (chunk := emit("error", {**data["error"]})) is not None:
+                yield chunk
+            return
+        for name, payload in translator.translate(event, data):
+            if (chunk := emit(name, payload)) is not None:
+                yield chunk
+        if event in STOP_EVENTS:
+            final = await response_object(pool, {**resp, "_snapshot": None}, await read_run())
+            name = FINAL_EVENTS.get(final["status"], "response.failed")
+            if (chunk := emit(name, {"response": final})) is not None:
+                yield chunk
+            return

@@ -1,0 +1,302 @@
+"""/v1/responses: the Responses API on the same durable core. A response is executed as a run
+(RunWorkflow, same activities, same task queues) on a thread: its `conversation`, else its
+`previous_response_id`'s thread, else a new one. Input messages become thread messages;
+`function_call_output` items go to the run waiting on them (its submit_tool_outputs update), and
+the new response then shows what that run does next. The run is the source of truth: a response
+row holds the request, and its status and output are read off the run (api/response_objects.py).
+
+Runs of responses have no assistant (`assistant_id` is ""): the request gives all the options an
+assistant would, and activities read an assistant's tool_resources with outer joins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.responses import StreamingResponse
+
+from api.conversation_items import message_item
+from api.deps import AppSettings, Listing, Pool, Project, Temporal
+from api.errors import bad_request, not_found
+from api.response_input import ParsedInput, parse_input, run_options, vector_store_ids
+from api.response_objects import input_item_view, output_items, request_fields, response_object
+from api.response_stream import response_events
+from api.routers.assistants import check_model
+from api.routers.runs import check_tool_outputs, deliver_tool_outputs
+from api.routers.threads import create_thread_rows
+from api.run_settle import cancel_active_run
+from api.run_start import create_run_with, start_workflow
+from api.run_wait import SETTLED, wait_for_change
+from api.sse import stream_response
+from api.sse_cursors import last_seq
+from api.sse_hub import Hub, RunEventHub
+from assistants.db import objects
+from assistants.db.pool import Pool as DbPool
+from assistants.ids import new_id
+from assistants.objects import message_object, now
+from assistants.schemas_responses import ResponseCreate
+from assistants.settings import Settings
+
+router = APIRouter(prefix="/v1/responses", tags=["responses"])
+NO_ASSISTANT = ""
+
+
+async def _require_response(
+    pool: DbPool, project: str, response_id: str, param: str | None = None
+) -> dict[str, Any]:
+    resp = await objects.get(pool, "responses", project, response_id)
+    if resp is None:
+        raise not_found("response", response_id, param)
+    return resp
+
+
+async def _run_of(pool: DbPool, project: str, resp: dict[str, Any]) -> dict[str, Any]:
+    run = await objects.get(pool, "runs", project, resp["_run_id"])
+    if run is None:  # its thread (conversation) was deleted
+        raise not_found("response", resp["id"])
+    return run
+
+
+async def _view(pool: DbPool, project: str, resp: dict[str, Any]) -> dict[str, Any]:
+    return await response_object(pool, resp, await _run_of(pool, project, resp))
+
+
+async def _wait_settled(pool: DbPool, hub: RunEventHub, project: str, resp: dict[str, Any]) -> dict[str, Any]:
+    """Long-poll the run (api/run_wait.py) until it settles; then the response as it ended."""
+    while True:
+        run = await wait_for_change(hub, resp["_run_id"], lambda: _run_of(pool, project, resp))
+        if run["status"] in SETTLED:
+            return await response_object(pool, resp, run)
+
+
+async def _thread_for(
+    pool: DbPool, project: str, body: ResponseCreate
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(the previous response, the thread to continue), either None when not given."""
+    prev = None
+    if body.previous_response_id:
+        prev = await _require_response(pool, project, body.previous_response_id, "previous_response_id")
+    conv = body.conversation_id
+    if prev is not None and conv:
+        raise bad_request("previous_response_id and conversation cannot both be given.", "conversation")
+    thread_id = conv or (prev["_thread_id"] if prev else None)
+    if thread_id is None:
+        return prev, None
+    thread = await objects.get(pool, "threads", project, thread_id)
+    if thread is None:
+        raise not_found("conversation", thread_id, "conversation" if conv else "previous_response_id")
+    return prev, thread
+
+
+async def _with_stores(
+    pool: DbPool, project: str, thread: dict[str, Any], store_ids: list[str]
+) -> dict[str, Any]:
+    """file_search's `vector_store_ids` join the thread's tool_resources (where runs search)."""
+    for sid in store_ids:
+        if await objects.get(pool, "vector_stores", project, sid) is None:
+            raise not_found("vector store", sid, "tools")
+    resources = thread.get("tool_resources") or {}
+    have = list((resources.get("file_search") or {}).get("vector_store_ids") or [])
+    merged = list(dict.fromkeys(have + store_ids))
+    if merged == have:
+        return thread
+    fields = {"tool_resources": {**resources, "file_search": {"vector_store_ids": merged}}}
+    return await objects.patch(pool, "threads", project, thread["id"], fields) or thread
+
+
+async def _waiting_run(pool: DbPool, project: str, thread: dict[str, Any] | None) -> dict[str, Any]:
+    if thread is not None:
+        async with pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT data FROM runs WHERE thread_id = %s AND project_id = %s AND status = 'requires_action'",
+                    (thread["id"], project),
+                )
+            ).fetchone()
+        if row is not None:
+            return row["data"]
+    raise bad_request(
+        "No response is waiting for function call outputs: send function_call_output items with the"
+        " previous_response_id (or conversation) of the response that made the calls.",
+        "input",
+    )
+
+
+async def _continue_run(
+    pool: DbPool,
+    temporal: Any,
+    project: str,
+    thread: dict[str, Any] | None,
+    parsed: ParsedInput,
+    base: dict[str, Any],
+) -> dict[str, Any]:
+    """function_call_output items: hand them to the waiting run; the new response shows the rest."""
+    run = await _waiting_run(pool, project, thread)
+    pending = [c["id"] for c in run["required_action"]["submit_tool_outputs"]["tool_calls"]]
+    stray = sorted(parsed.calls - set(pending))
+    if stray:
+        raise bad_request(f"No pending function call with call_id {stray[0]!r}.", "input", "invalid_value")
+    ids = list(parsed.outputs)
+    check_tool_outputs(run, ids)
+    _, seen = await output_items(pool, run["id"], [])
+    # Responses already made by this run end where they are now: freeze them.
+    async with pool.connection() as conn:
+        earlier = await (
+            await conn.execute(
+                "SELECT data FROM responses WHERE run_id = %s AND NOT data ? '_snapshot'", (run["id"],)
+            )
+        ).fetchall()
+    for row in earlier:
+        snapshot = await response_object(pool, row["data"], run)
+        await objects.patch(pool, "responses", project, row["data"]["id"], {"_snapshot": snapshot})
+    items = [{**i, "id": new_id("fco")} for i in parsed.items]
+    resp = {
+        "_stream_after": await last_seq(pool, run["id"]),  # its stream: what follows the outputs
+        **base,
+        "_run_id": run["id"],
+        "_thread_id": run["thread_id"],
+        "_skip_steps": seen,
+        "_usage_base": run.get("usage"),
+        "_input": items,
+    }
+    await objects.insert(pool, "responses", project, resp, thread_id=run["thread_id"], run_id=run["id"])
+    await deliver_tool_outputs(pool, temporal, project, run, ids, parsed.outputs)
+    return resp
+
+
+async def _start_run(
+    pool: DbPool,
+    temporal: Any,
+    settings: Settings,
+    project: str,
+    thread: dict[str, Any] | None,
+    body: ResponseCreate,
+    parsed: ParsedInput,
+    model: str,
+    base: dict[str, Any],
+) -> dict[str, Any]:
+    options = run_options(body, model, parsed.system)
+    thread = thread or await create_thread_rows(pool, project, None)
+    thread = await _with_stores(pool, project, thread, vector_store_ids(body))
+    msg_ids = [new_id("msg") for _ in parsed.messages]
+    messages = iter(zip(msg_ids, parsed.messages, strict=True))
+    items = []
+    for item in parsed.items:
+        if item["role"] in ("user", "assistant"):
+            msg_id, m = next(messages)
+            items.append(message_item(message_object(msg_id, thread["id"], m)))
+        else:  # folded into the run's instructions
+            items.append(input_item_view({**item, "id": new_id("msg")}))
+    defaults = {"model": model, "instructions": "", "tools": [], "response_format": "auto", "metadata": {}}
+    run = await create_run_with(
+        pool,
+        settings,
+        project,
+        thread,
+        options,
+        NO_ASSISTANT,
+        defaults,
+        None,
+        parsed.messages,
+        message_ids=msg_ids,
+    )
+    resp = {**base, "_run_id": run["id"], "_thread_id": thread["id"], "_skip_steps": [], "_input": items}
+    await objects.insert(pool, "responses", project, resp, thread_id=thread["id"], run_id=run["id"])
+    await start_workflow(pool, temporal, settings, project, run)
+    return resp
+
+
+def _stream(
+    pool: DbPool, hub: RunEventHub, project: str, resp: dict[str, Any], run: dict[str, Any], after: int = -1
+) -> StreamingResponse:
+    events = response_events(pool, hub, resp, run, lambda: _run_of(pool, project, resp), after)
+    return stream_response(events)
+
+
+@router.post("")
+async def create_response(
+    body: ResponseCreate, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings, hub: Hub
+) -> Any:
+    prev, thread = await _thread_for(pool, project, body)
+    model = body.model or (prev["model"] if prev else None)
+    if not model:
+        raise bad_request("model is required.", "model", "missing_required_parameter")
+    check_model(settings, model)
+    parsed = parse_input(body.input)
+    if not parsed.messages and not parsed.outputs:
+        raise bad_request("input must hold at least one user message or function_call_output.", "input")
+    if body.max_output_tokens is not None and body.max_output_tokens < settings.min_completion_tokens:
+        raise bad_request(
+            f"max_output_tokens must be at least {settings.min_completion_tokens}.", "max_output_tokens"
+        )
+    base = {"id": new_id("resp"), "created_at": now(), **request_fields(body, model)}
+    if parsed.outputs:
+        resp = await _continue_run(pool, temporal, project, thread, parsed, base)
+    else:
+        resp = await _start_run(pool, temporal, settings, project, thread, body, parsed, model, base)
+    if body.stream:
+        return _stream(pool, hub, project, resp, await _run_of(pool, project, resp))
+    if body.background:
+        return await _view(pool, project, resp)
+    return await _wait_settled(pool, hub, project, resp)
+
+
+@router.get("/{response_id}")
+async def retrieve_response(
+    response_id: str, project: Project, pool: Pool, hub: Hub, stream: bool = False, starting_after: int = -1
+) -> Any:
+    resp = await _require_response(pool, project, response_id)
+    run = await _run_of(pool, project, resp)
+    if stream:  # replayed from the run's event log, then tailed
+        return _stream(pool, hub, project, resp, run, starting_after)
+    return await response_object(pool, resp, run)
+
+
+@router.delete("/{response_id}")
+async def delete_response(
+    response_id: str, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings
+) -> dict[str, Any]:
+    resp = await _require_response(pool, project, response_id)
+    run = await objects.get(pool, "runs", project, resp["_run_id"])
+    if run is not None and run["status"] in ("queued", "in_progress") and not resp.get("_snapshot"):
+        await cancel_active_run(pool, temporal, settings, project, run["id"])
+    await objects.delete(pool, "responses", project, response_id)
+    return {"id": response_id, "object": "response.deleted", "deleted": True}
+
+
+@router.post("/{response_id}/cancel")
+async def cancel_response(
+    response_id: str, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings, hub: Hub
+) -> dict[str, Any]:
+    resp = await _require_response(pool, project, response_id)
+    if not resp.get("background"):
+        raise bad_request("Only responses created with background=true can be cancelled.")
+    run = await _run_of(pool, project, resp)
+    if run["status"] not in ("queued", "in_progress") or resp.get("_snapshot"):
+        status = (await response_object(pool, resp, run))["status"]
+        raise bad_request(f"Cannot cancel a response with status '{status}'.")
+    await cancel_active_run(pool, temporal, settings, project, run["id"])
+    # The workflow settles it `cancelled` within moments: answer with that.
+    run = await wait_for_change(hub, run["id"], lambda: _run_of(pool, project, resp))
+    return await response_object(pool, resp, run)
+
+
+@router.get("/{response_id}/input_items")
+async def list_input_items(response_id: str, project: Project, pool: Pool, page: Listing) -> dict[str, Any]:
+    resp = await _require_response(pool, project, response_id)
+    items = [input_item_view(i) for i in resp.get("_input") or []]
+    if page.order == "desc":
+        items.reverse()
+    ids = [i["id"] for i in items]
+    if page.after is not None:
+        if page.after not in ids:
+            raise not_found("item", page.after, "after")
+        items = items[ids.index(page.after) + 1 :]
+    data = items[: page.limit]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": len(items) > len(data),
+    }

@@ -1,0 +1,72 @@
+"""Request bodies of the Responses and Conversations APIs (issue 15).
+
+Items and tools stay plain dicts here: api/response_input.py translates them into the
+Assistants shapes (MessageCreate, RunOptions), whose validators then check them, so one set of
+rules (tool names, JSON schemas, metadata) serves both APIs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from assistants.schemas import Metadata, Strict, _check_metadata
+
+MAX_ITEMS = 20  # items one conversations.create / items.create may carry
+
+
+class ConversationRef(Strict):
+    id: str
+
+
+class ResponseCreate(Strict):
+    model: str | None = None
+    input: str | list[dict[str, Any]] | None = None
+    instructions: str | None = Field(default=None, max_length=256_000)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    text: dict[str, Any] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_output_tokens: int | None = Field(default=None, ge=16)  # as OpenAI's
+    previous_response_id: str | None = None
+    conversation: str | ConversationRef | None = None
+    store: bool | None = None
+    metadata: Metadata = None
+    background: bool | None = None
+    stream: bool | None = None
+    truncation: Literal["auto", "disabled"] | None = None
+    include: list[str] | None = None
+    # Accepted and not acted on (README, "Migrating from Assistants to Responses").
+    user: str | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    service_tier: str | None = None
+    reasoning: dict[str, Any] | None = None
+    stream_options: dict[str, Any] | None = None
+
+    _meta = field_validator("metadata")(_check_metadata)
+
+    @property
+    def conversation_id(self) -> str | None:
+        c = self.conversation
+        return c.id if isinstance(c, ConversationRef) else c
+
+
+class ConversationCreate(Strict):
+    items: list[dict[str, Any]] | None = Field(default=None, max_length=MAX_ITEMS)
+    metadata: Metadata = None
+
+    _meta = field_validator("metadata")(_check_metadata)
+
+
+class ConversationUpdate(Strict):
+    metadata: Metadata = None
+
+    _meta = field_validator("metadata")(_check_metadata)
+
+
+class ItemsCreate(Strict):
+    items: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_ITEMS)
