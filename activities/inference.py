@@ -34,6 +34,7 @@ from activities.prompt import load_turn_context
 from activities.remote_turn import RemoteTurn, chat_messages, turn_seed
 from activities.turn_record import record_turn, recorded_turn
 from activities.turn_stream import MessageStream, ToolStepStream
+from assistants import metrics
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import load_run
 from assistants.files_store import FilesStore
@@ -305,6 +306,10 @@ class InferenceActivities:
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
             step = await auto.opened() if auto is not None else None
+        timings = result.timings
+        metrics.observe_generation(
+            inp.model, timings.first_token_s, timings.total_s, result.completion_tokens
+        )
         calls: list[ToolCall] = []
         text = result.text
         completion = result.completion_tokens

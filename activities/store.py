@@ -26,6 +26,7 @@ from activities.turn_record import finish_turn_rows
 from assistants.db import run_status
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_event, append_events, load_run
+from assistants.logjson import bind
 from assistants.objects import TERMINAL_RUN_STATUSES, now
 from assistants.payloads import (
     ChatMessage,
@@ -55,6 +56,7 @@ class StoreActivities:
             run = run or await load_run(conn, ref.run_id, ref.project_id)
         if run is None:
             raise ApplicationError(f"run {ref.run_id} not found", non_retryable=True)
+        bind(thread_id=run.get("thread_id"))  # RunRef has no thread id; this attempt's log lines do
         if run["status"] in TERMINAL_RUN_STATUSES:
             return None
         limits = run.get("_limits", {})

@@ -13,9 +13,12 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api import codec_server
+from api import metrics as api_metrics
 from api.errors import install_error_handlers
 from api.limits import install_handlers as install_limit_handlers
 from api.limits_body import BodyLimitMiddleware
+from api.log_context import LogContextMiddleware
+from api.metrics import MetricsMiddleware
 from api.routers import (
     assistants,
     conversations,
@@ -69,13 +72,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.pool = await open_pool(settings.database_url, max_size=20)
         app.state.keyring = load_keyring(settings)
+        # Before the Temporal client connects: its SDK metrics go to the default runtime.
+        api_metrics.temporal_runtime(settings)
         app.state.temporal = await _connect_temporal(settings)
         sealed = await webhooks.seal_stored_secrets(app.state.pool, app.state.keyring)
         if sealed:
             log.info("sealed %d webhook secrets stored in plaintext", sealed)
+        stop_metrics = api_metrics.start(app.state.pool, settings.metrics_host, settings.metrics_port)
         try:
             yield
         finally:
+            if stop_metrics is not None:
+                stop_metrics()
             hub = getattr(app.state, "run_event_hub", None)
             if hub is not None:
                 await hub.close()
@@ -86,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_limit_handlers(app)
     app.add_middleware(BodyLimitMiddleware, settings=settings)
+    app.add_middleware(LogContextMiddleware)  # every line of a run-scoped request carries its ids
+    app.add_middleware(MetricsMiddleware)  # outermost: counts what the body limit refuses too
 
     # runs before threads: POST /v1/threads/runs must not match POST /v1/threads/{thread_id}.
     for router in (

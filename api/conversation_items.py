@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.deps import ListParams
+from api.errors import not_found
+from assistants.db.pool import Pool as DbPool
+
 
 def _part(part: dict[str, Any], role: str) -> dict[str, Any]:
     kind = part.get("type")
@@ -49,4 +53,120 @@ def conversation_object(thread: dict[str, Any]) -> dict[str, Any]:
         "object": "conversation",
         "created_at": thread["created_at"],
         "metadata": thread.get("metadata") or {},
+    }
+
+
+def output_item_id(call_id: str) -> str:
+    """A function_call_output item's id, derived from its call's id: the same item reads the same
+    in a conversation's items and in the input_items of the response that gave it."""
+    return "fco_" + call_id.removeprefix("call_")
+
+
+def function_call_item(call: dict[str, Any]) -> dict[str, Any]:
+    fn = call.get("function") or {}
+    return {
+        "type": "function_call",
+        "id": "fc_" + call["id"].removeprefix("call_"),
+        "call_id": call["id"],
+        "name": fn.get("name"),
+        "arguments": fn.get("arguments") or "",
+        "status": "completed",
+    }
+
+
+def function_output_item(call_id: str, output: str) -> dict[str, Any]:
+    return {
+        "type": "function_call_output",
+        "id": output_item_id(call_id),
+        "call_id": call_id,
+        "output": output,
+        "status": "completed",
+    }
+
+
+async def thread_items(pool: DbPool, thread_id: str) -> list[dict[str, Any]]:
+    """A thread as a conversation's items, oldest first: its messages, and the function calls its
+    runs made with the outputs given for them (run_tool_results), each run's items in its steps'
+    order. Runs are placed among the other messages: a thread takes no message while a run is
+    active, so a run's items sit after the messages older than its first output message (a run with
+    no output message: after those created no later than the run, to the second)."""
+    async with pool.connection() as conn:
+        msgs = await (
+            await conn.execute(
+                "SELECT id, seq, created_at, data FROM messages WHERE thread_id = %s ORDER BY seq",
+                (thread_id,),
+            )
+        ).fetchall()
+        runs = await (
+            await conn.execute(
+                "SELECT id, created_at FROM runs WHERE thread_id = %s ORDER BY seq", (thread_id,)
+            )
+        ).fetchall()
+        steps = await (
+            await conn.execute(
+                "SELECT run_id, data FROM run_steps WHERE thread_id = %s ORDER BY seq", (thread_id,)
+            )
+        ).fetchall()
+        outputs = await (
+            await conn.execute(
+                "SELECT call_id, output FROM run_tool_results WHERE thread_id = %s AND type = 'function'",
+                (thread_id,),
+            )
+        ).fetchall()
+    by_id = {m["id"]: m for m in msgs}
+    given = {o["call_id"]: o["output"] for o in outputs}
+    blocks: dict[str, list[dict[str, Any]]] = {r["id"]: [] for r in runs}
+    anchors: dict[str, int] = {}  # run -> seq of its first output message
+    owned: set[str] = set()  # messages emitted inside their run's block
+    for row in steps:
+        block = blocks.get(row["run_id"])
+        if block is None:
+            continue
+        details = row["data"].get("step_details") or {}
+        if details.get("type") == "message_creation":
+            msg = by_id.get((details.get("message_creation") or {}).get("message_id"))
+            if msg is not None and msg["id"] not in owned:
+                owned.add(msg["id"])
+                anchors.setdefault(row["run_id"], msg["seq"])
+                block.append(message_item(msg["data"]))
+            continue
+        calls = [c for c in details.get("tool_calls") or [] if c.get("type") == "function"]
+        block.extend(function_call_item(c) for c in calls)
+        block.extend(function_output_item(c["id"], given[c["id"]]) for c in calls if c["id"] in given)
+    rest = [m for m in msgs if m["id"] not in owned]
+    items: list[dict[str, Any]] = []
+    i = 0
+    for run in runs:
+        anchor = anchors.get(run["id"])
+        while i < len(rest) and (
+            rest[i]["seq"] < anchor if anchor is not None else rest[i]["created_at"] <= run["created_at"]
+        ):
+            items.append(message_item(rest[i]["data"]))
+            i += 1
+        items.extend(blocks[run["id"]])
+    items.extend(message_item(m["data"]) for m in rest[i:])
+    return items
+
+
+def page_of(items: list[dict[str, Any]], page: ListParams) -> dict[str, Any]:
+    """One page of an in-memory item list (oldest first), as the list endpoints answer."""
+    items = list(reversed(items)) if page.order == "desc" else list(items)
+    ids = [i["id"] for i in items]
+    for cursor in (page.after, page.before):
+        if cursor is not None and cursor not in ids:
+            raise not_found("item", cursor, "after" if cursor == page.after else "before")
+    if page.before is not None:
+        items = items[: ids.index(page.before)][-page.limit :]
+        has_more = ids.index(page.before) > len(items)
+    else:
+        if page.after is not None:
+            items = items[ids.index(page.after) + 1 :]
+        has_more = len(items) > page.limit
+        items = items[: page.limit]
+    return {
+        "object": "list",
+        "data": items,
+        "first_id": items[0]["id"] if items else None,
+        "last_id": items[-1]["id"] if items else None,
+        "has_more": has_more,
     }

@@ -14,6 +14,7 @@ from api.limits import RequestWindow, count_request
 from assistants.db.pool import Pool as DbPool
 from assistants.keyring import Keyring
 from assistants.keys import hash_key
+from assistants.logjson import bind
 from assistants.settings import Settings
 
 
@@ -71,6 +72,7 @@ async def authenticate(scope: Scope) -> str:
     project = await _project_of_key(state.pool, Headers(scope=scope).get("authorization", ""))
     scope[_WINDOW] = await count_request(state.pool, state.settings, project)
     scope[_PROJECT] = project
+    bind(project_id=project)  # this request's log lines (api/log_context.py)
     return project
 
 

@@ -17,6 +17,7 @@ from api.limits import reserve_active_run
 from api.routers.assistants import check_model
 from api.run_settle import fail_unstarted_run, orchestration_error
 from api.vector_store_ops import check_attachments, refuse_expired_stores
+from assistants import metrics
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_events
 from assistants.ids import new_id
@@ -192,6 +193,7 @@ async def create_run_with(
             await append_events(conn, run["id"], [("thread.run.created", run), ("thread.run.queued", run)])
     except psycopg.errors.UniqueViolation:
         raise bad_request(f"Thread {thread['id']} already has an active run.") from None
+    metrics.RUNS_STARTED.labels(model).inc()
     return public(run)
 
 

@@ -45,6 +45,17 @@ class Settings(BaseSettings):
     port: int = 8000
     max_request_bytes: int = 2 * 1024 * 1024  # request body limit, counted on the wire (413)
 
+    # Prometheus /metrics of this process (assistants/metrics.py; issue 17), off the public port.
+    # 0 = off. `assistants up` gives each of its processes one (listed in DATA/stack.json).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    # Temporal SDK metrics through its runtime's Prometheus exporter, on metrics_host. 0 = off.
+    temporal_metrics_port: int = Field(default=0, ge=0, le=65535)
+
+    # Log lines of every process (assistants/logjson.py; issue 17): `json` writes one JSON object
+    # a line, with the run's ids (run_id, thread_id, project_id, workflow_id) within a run.
+    log_format: Literal["text", "json"] = "text"
+
     # --- Per-project quotas and rate limits (api/limits.py; issue 12). 0 = off. ----------------
     project_requests_per_minute: int = Field(default=3000, ge=0)  # authenticated requests (429)
     project_max_active_runs: int = Field(default=100, ge=0)  # queued..cancelling at once (429)

@@ -1,4 +1,5 @@
-"""Announcing a run's status change to the project's webhook endpoints.
+"""Announcing a run's status change (and the end of the background responses it executes) to the
+project's webhook endpoints.
 
 `WebhookAnnouncer.emit` is the one place webhook events are created. It reads the run's *current*
 status (not the caller's idea of it), writes the event once (id derived from the transition) and
@@ -24,7 +25,13 @@ from assistants.db.runlog import load_run
 from assistants.objects import now
 from assistants.payloads import DeliverWebhookInput, DeliverWebhookOutput, EmitRunEventOutput
 from assistants.settings import Settings
-from assistants.webhooks import NOTIFY_STATUSES, delivery_workflow_id, run_event
+from assistants.webhooks import (
+    NOTIFY_STATUSES,
+    RESPONSE_EVENTS,
+    delivery_workflow_id,
+    response_event,
+    run_event,
+)
 
 DeliveryWorkflow = MethodAsyncSingleParam[Any, DeliverWebhookInput, DeliverWebhookOutput]
 
@@ -49,41 +56,61 @@ class WebhookAnnouncer:
                 or (status is not None and run["status"] != status)
             ):
                 return EmitRunEventOutput()
-            event_type = f"thread.run.{run['status']}"
-            hooks = [
-                r["id"]
-                for r in await (
+            created = now()
+            events = [run_event(run, created)]
+            if run["status"] in RESPONSE_EVENTS:
+                # the background responses this run executes and that end with it (an earlier
+                # response of the same run was frozen when function outputs continued it)
+                rows = await (
                     await conn.execute(
-                        "SELECT id FROM webhooks WHERE project_id = %s AND %s = ANY(event_types) ORDER BY seq",
-                        (project_id, event_type),
+                        "SELECT id FROM responses WHERE run_id = %s AND project_id = %s"
+                        " AND (data->>'background')::boolean AND NOT data ? '_snapshot' ORDER BY seq",
+                        (run_id, project_id),
                     )
                 ).fetchall()
-            ]
-            if not hooks:
-                return EmitRunEventOutput()
-            event = run_event(run, now())
-            await conn.execute(
-                "INSERT INTO webhook_events (id, project_id, run_id, type, created_at, data) VALUES (%s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (id) DO NOTHING",
-                (event["id"], project_id, run_id, event_type, event["created_at"], Jsonb(event)),
-            )
-            async with conn.cursor() as cur:
-                await cur.executemany(
-                    "INSERT INTO webhook_deliveries (event_id, webhook_id, created_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                    [(event["id"], h, event["created_at"]) for h in hooks],
+                events += [response_event(r["id"], RESPONSE_EVENTS[run["status"]], created) for r in rows]
+            pending = [await self._record(conn, project_id, run_id, event) for event in events]
+        out = EmitRunEventOutput()
+        for event, hooks in zip(events, pending, strict=True):
+            for webhook_id in hooks:
+                await self._start_delivery(event["id"], webhook_id)
+            if event is events[0] and hooks:
+                out = EmitRunEventOutput(event_id=event["id"], webhook_ids=hooks)
+        return out
+
+    async def _record(self, conn: Any, project_id: str, run_id: str, event: dict[str, Any]) -> list[str]:
+        """Write the event and its deliveries once (if any endpoint wants its type): the endpoints
+        whose delivery is still pending."""
+        hooks = [
+            r["id"]
+            for r in await (
+                await conn.execute(
+                    "SELECT id FROM webhooks WHERE project_id = %s AND %s = ANY(event_types) ORDER BY seq",
+                    (project_id, event["type"]),
                 )
-            pending = [
-                r["webhook_id"]
-                for r in await (
-                    await conn.execute(
-                        "SELECT webhook_id FROM webhook_deliveries WHERE event_id = %s AND status = 'pending'",
-                        (event["id"],),
-                    )
-                ).fetchall()
-            ]
-        for webhook_id in pending:
-            await self._start_delivery(event["id"], webhook_id)
-        return EmitRunEventOutput(event_id=event["id"], webhook_ids=pending)
+            ).fetchall()
+        ]
+        if not hooks:
+            return []
+        await conn.execute(
+            "INSERT INTO webhook_events (id, project_id, run_id, type, created_at, data) VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING",
+            (event["id"], project_id, run_id, event["type"], event["created_at"], Jsonb(event)),
+        )
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO webhook_deliveries (event_id, webhook_id, created_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                [(event["id"], h, event["created_at"]) for h in hooks],
+            )
+        return [
+            r["webhook_id"]
+            for r in await (
+                await conn.execute(
+                    "SELECT webhook_id FROM webhook_deliveries WHERE event_id = %s AND status = 'pending'",
+                    (event["id"],),
+                )
+            ).fetchall()
+        ]
 
     async def _start_delivery(self, event_id: str, webhook_id: str) -> None:
         try:

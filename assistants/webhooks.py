@@ -30,6 +30,18 @@ from assistants.objects import public
 # Run statuses that are announced, and the event type each becomes.
 NOTIFY_STATUSES = ("requires_action", "completed", "failed", "cancelled", "expired", "incomplete")
 RUN_EVENT_TYPES = tuple(f"thread.run.{s}" for s in NOTIFY_STATUSES)
+# Responses API (issue 15): a background response's end, from its run's status. A run waiting for
+# function outputs has finished its response (api/response_objects.py shows it `completed`).
+RESPONSE_EVENTS = {
+    "requires_action": "response.completed",
+    "completed": "response.completed",
+    "failed": "response.failed",
+    "expired": "response.failed",
+    "cancelled": "response.cancelled",
+    "incomplete": "response.incomplete",
+}
+RESPONSE_EVENT_TYPES = ("response.completed", "response.failed", "response.cancelled", "response.incomplete")
+EVENT_TYPES = RUN_EVENT_TYPES + RESPONSE_EVENT_TYPES
 MAX_URL_LENGTH = 2048
 SIGNATURE_VERSION = "v1"
 DEFAULT_TOLERANCE_SECONDS = 300
@@ -187,4 +199,16 @@ def run_event(run: Mapping[str, Any], created_at: int) -> dict[str, Any]:
         "type": f"thread.run.{run['status']}",
         "created_at": created_at,
         "data": public(run),
+    }
+
+
+def response_event(response_id: str, event_type: str, created_at: int) -> dict[str, Any]:
+    """The event POSTed when a background response ends: `data` names the response, as OpenAI's
+    does (a receiver retrieves it). Its id is derived: a response ends once."""
+    return {
+        "id": derived_id("evt", response_id, event_type),
+        "object": "event",
+        "type": event_type,
+        "created_at": created_at,
+        "data": {"id": response_id},
     }

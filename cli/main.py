@@ -78,7 +78,34 @@ def build_parser() -> argparse.ArgumentParser:
     hd = hsub.add_parser("delete")
     _data_dir_arg(hd)
     hd.add_argument("webhook_id")
+
+    runs = sub.add_parser("runs", help="inspect runs (reads the stack's Postgres)")
+    rsub = runs.add_subparsers(dest="runs_command", required=True)
+    rl = rsub.add_parser("list", help="runs, newest first: id, status, model, project, thread, age")
+    _data_dir_arg(rl)
+    rl.add_argument("--status", action="append", default=[], help="only this status (repeatable)")
+    rl.add_argument(
+        "--older-than",
+        type=_duration,
+        default=None,
+        help="created at least this long ago: 90, 90s, 15m, 2h, 1d",
+    )
+    rl.add_argument("--project", default=None, help="only this project")
+    rl.add_argument("--limit", type=int, default=100)
+    rl.add_argument("--json", action="store_true", help="a JSON array instead of a table")
+
+    usage = sub.add_parser("usage", help="tokens by project, model and day (UTC), from finished runs")
+    _data_dir_arg(usage)
+    usage.add_argument("--days", type=int, default=30, help="runs created in the last N days")
+    usage.add_argument("--project", default=None, help="only this project")
+    usage.add_argument("--json", action="store_true", help="a JSON array instead of a table")
     return parser
+
+
+def _duration(text: str) -> float:
+    from cli.ops import duration_s
+
+    return duration_s(text)
 
 
 def _apply_data_dir(args: argparse.Namespace) -> None:
@@ -133,6 +160,14 @@ def main(argv: list[str] | None = None) -> int:
         from cli.sandbox import run_sandbox
 
         return run_sandbox(args)
+    if args.command == "runs":
+        from cli.ops import run_runs
+
+        return run_runs(args)
+    if args.command == "usage":
+        from cli.ops import run_usage
+
+        return run_usage(args)
     if args.command == "webhooks":
         from cli.webhooks import run_webhooks
 

@@ -19,9 +19,10 @@ from pathlib import Path
 from types import FrameType
 
 from assistants.keyring import ensure_local_secrets, operator_token
+from assistants.logjson import configure_logging
 from assistants.settings import Settings, get_settings
 from stack.connect import apply_migrations
-from stack.ports import port_is_free
+from stack.ports import free_port, port_is_free
 from stack.postgres import EmbeddedPostgres, PostgresError
 from stack.processes import (
     Backoff,
@@ -51,9 +52,9 @@ class _Shutdown(BaseException):
 
 
 def run_up(host: str | None = None, port: int | None = None) -> int:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
+    if not logging.getLogger().handlers:
+        configure_logging(settings.log_format)
     try:
         return Supervisor(settings, host or settings.host, port or settings.port).run()
     except (StackError, PostgresError, TemporalError) as e:
@@ -70,7 +71,7 @@ class Supervisor:
         self.postgres: EmbeddedPostgres | None = None
         self.temporal: TemporalDevServer | None = None
         self.children: list[Child] = []
-        self._info: dict[str, str | None] = {}
+        self._info: dict[str, object] = {}
         self._stopping = False
         self._in_loop = False
         self._pg_backoff = Backoff()
@@ -156,8 +157,12 @@ class Supervisor:
             "worker-inference": [*cli, "worker", "--queue", "inference"],
             "api": [*cli, "api", "--host", self.host, "--port", str(self.port)],
         }
+        ports = self._metrics_ports(list(roles))
         for role, argv in roles.items():
-            child = Child(role, argv, env, self.pid_dir)
+            child_env = dict(env)
+            child_env["ASSISTANTS_METRICS_PORT"] = str(ports[role]["metrics"])
+            child_env["ASSISTANTS_TEMPORAL_METRICS_PORT"] = str(ports[role]["temporal"])
+            child = Child(role, argv, child_env, self.pid_dir)
             child.start()
             self.children.append(child)
 
@@ -166,11 +171,54 @@ class Supervisor:
             "temporal_ui": ui_url,
             "temporal_address": temporal_address,
             "database_url": database_url,
+            # role -> {"metrics": url, "temporal_metrics": url} (README "Metrics")
+            "metrics": {
+                role: {
+                    "metrics": self._metrics_url(p["metrics"]),
+                    "temporal_metrics": self._metrics_url(p["temporal"]),
+                }
+                for role, p in ports.items()
+            },
         }
         self._write_stack_file()
-        print(f"API: {self.api_url}", flush=True)  # noqa: T201
-        if ui_url:
-            print(f"Temporal UI: {ui_url}", flush=True)  # noqa: T201
+        if self.settings.log_format == "json":  # every line of up.log stays a JSON object
+            log.info("API: %s", self.api_url)
+            if ui_url:
+                log.info("Temporal UI: %s", ui_url)
+        else:
+            print(f"API: {self.api_url}", flush=True)  # noqa: T201
+            if ui_url:
+                print(f"Temporal UI: {ui_url}", flush=True)  # noqa: T201
+
+    def _metrics_ports(self, roles: list[str]) -> dict[str, dict[str, int]]:
+        """Each process's own /metrics ports. Set ASSISTANTS_METRICS_PORT (and/or
+        ASSISTANTS_TEMPORAL_METRICS_PORT) to N for N, N+1, N+2 in the order api, worker-runs,
+        worker-inference; unset, free ports are picked (they stay the same across restarts)."""
+        host = self.settings.metrics_host
+        ordered = sorted(roles, key=lambda r: ("api", "worker-runs", "worker-inference").index(r))
+        out: dict[str, dict[str, int]] = {}
+        picked: set[int] = set()
+
+        def pick() -> int:
+            while (port := free_port(host)) in picked:  # the OS may hand out one port twice
+                pass
+            picked.add(port)
+            return port
+
+        for i, role in enumerate(ordered):
+            out[role] = {
+                kind: (base + i if base else pick())
+                for kind, base in (
+                    ("metrics", self.settings.metrics_port),
+                    ("temporal", self.settings.temporal_metrics_port),
+                )
+            }
+        return out
+
+    def _metrics_url(self, port: int) -> str:
+        host = self.settings.metrics_host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        return f"http://{shown}:{port}/metrics"
 
     def _codec_endpoint(self) -> str | None:
         """Where the embedded UI decodes payloads. Its requests cannot carry a header, so the
@@ -182,11 +230,13 @@ class Supervisor:
         env = dict(os.environ, ASSISTANTS_DATA_DIR=str(self.data_dir))
         argv = [sys.executable, "-m", CLI_MODULE, "prepare-model"]
         # Own session so Ctrl-C reaches only us; subprocess.run kills it when we unwind.
-        code = subprocess.run(
-            argv, env=env, stdin=subprocess.DEVNULL, start_new_session=True, check=False
-        ).returncode
-        if code != 0:
-            raise StackError(f"`assistants prepare-model` failed with exit code {code}")
+        # Its stdout (the model's path) becomes a log line: up.log stays JSON lines when so configured.
+        done = subprocess.run(
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, start_new_session=True, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise StackError(f"`assistants prepare-model` failed with exit code {done.returncode}")
+        log.info("model ready: %s", done.stdout.decode(errors="replace").strip())
 
     # --- running ----------------------------------------------------------------------
     def _supervise(self) -> None:

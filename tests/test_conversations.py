@@ -100,3 +100,63 @@ def test_errors_use_the_envelope(client: openai.OpenAI, other_client: openai.Ope
         client.conversations.create(items=too_many)
     with pytest.raises(openai.BadRequestError):
         client.conversations.items.create(conv.id, items=too_many)
+
+
+CITY_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Current weather in a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+    "strict": True,
+}
+
+
+def test_function_calls_and_outputs_are_items(client: openai.OpenAI, model_name: str) -> None:
+    conv = client.conversations.create()
+    first = client.responses.create(
+        model=model_name,
+        conversation=conv.id,
+        input="What's the weather like in Paris today?",
+        tools=[CITY_TOOL],
+        tool_choice={"type": "function", "name": "get_weather"},
+        max_output_tokens=96,
+    )
+    assert first.status == "completed", first.error
+    [call] = [o for o in first.output if o.type == "function_call"]
+    second = client.responses.create(
+        model=model_name,
+        conversation=conv.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "21 C and sunny"}],
+        max_output_tokens=32,
+    )
+    assert second.status in ("completed", "incomplete"), second.error
+    [given] = client.responses.input_items.list(second.id).data
+
+    items = client.conversations.items.list(conv.id, order="asc").data
+    user, fc, fco, *after = items
+    assert user.type == "message" and user.role == "user"
+    assert fc.type == "function_call" and (fc.id, fc.call_id, fc.name, fc.arguments) == (
+        call.id,
+        call.call_id,
+        call.name,
+        call.arguments,
+    )
+    assert fco.type == "function_call_output" and fco.call_id == call.call_id
+    assert fco.output == "21 C and sunny" and fco.id == given.id  # one item, read two ways
+    # what the second response made follows, in its order
+    assert [i.id for i in after] == [o.id for o in second.output]
+
+    # newest first by default; the cursor walks across item types
+    assert [i.id for i in client.conversations.items.list(conv.id).data] == [i.id for i in items][::-1]
+    page = client.conversations.items.list(conv.id, order="asc", limit=1, after=user.id)
+    assert [i.id for i in page.data] == [fc.id] and page.has_more is True
+    got = client.conversations.items.retrieve(fco.id, conversation_id=conv.id)
+    assert got.type == "function_call_output" and got.output == "21 C and sunny"
+    assert client.conversations.items.retrieve(fc.id, conversation_id=conv.id).type == "function_call"
+    with pytest.raises(openai.NotFoundError):  # only messages can be deleted
+        client.conversations.items.delete(fc.id, conversation_id=conv.id)

@@ -55,6 +55,13 @@ def _objects(client: openai.OpenAI, assistant_id: str, base: str, key: str) -> d
     drop_assistant = client.beta.assistants.create(model="smollm2-135m-instruct", name="drop")
     drop_thread = client.beta.threads.create(messages=[{"role": "user", "content": "bye"}])
     drop_message = client.beta.threads.messages.list(drop_thread.id).data[0]
+    # Responses (issue 15): one to read, one to delete. A conversation is a thread, its message
+    # items are the thread's messages.
+    response = client.responses.create(model="smollm2-135m-instruct", input="Say hi.", max_output_tokens=16)
+    drop_response = client.responses.create(model="smollm2-135m-instruct", input="Bye.", max_output_tokens=16)
+    # Its own thread: DELETE /threads/{id} may remove drop_thread before the conversation DELETEs run.
+    drop_conversation = client.conversations.create(items=[{"role": "user", "content": "bye"}])
+    drop_item = client.conversations.items.list(drop_conversation.id).data[0]
 
     def webhook() -> str:
         resp = httpx.post(
@@ -77,6 +84,9 @@ def _objects(client: openai.OpenAI, assistant_id: str, base: str, key: str) -> d
         "batch_id": batch.id,
         "webhook_id": webhook(),
         "model_id": "smollm2-135m-instruct",
+        "response_id": response.id,
+        "conversation_id": thread.id,
+        "item_id": message.id,
         # A pending upload (parts, complete and cancel reach their logic; cancel may end it).
         "upload_id": client.uploads.create(
             bytes=1024, filename="fuzz.bin", mime_type="text/plain", purpose="assistants"
@@ -90,6 +100,9 @@ def _objects(client: openai.OpenAI, assistant_id: str, base: str, key: str) -> d
         file_id=f3.id,
         store_id=drop_store.id,
         webhook_id=webhook(),
+        response_id=drop_response.id,
+        conversation_id=drop_conversation.id,
+        item_id=drop_item.id,
     )
     return {"keep": keep, "drop": drop}
 

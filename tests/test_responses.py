@@ -289,3 +289,57 @@ def test_built_in_tools_become_output_items(client: openai.OpenAI, model_name: s
         client.responses.create(
             model=model_name, input="x", tools=[{"type": "file_search", "vector_store_ids": ["vs_nope"]}]
         )
+
+
+def _gone(client: openai.OpenAI, response_id: str, timeout: float = 10) -> bool:
+    """A streamed store=false response is forgotten when its stream ends: moments after the last event."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            client.responses.retrieve(response_id)
+        except openai.NotFoundError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _newest_thread(client: openai.OpenAI) -> str | None:
+    page = client.get("/threads", cast_to=dict, options={"params": {"limit": 1}})  # type: ignore[type-var]
+    return page["data"][0]["id"] if page["data"] else None
+
+
+def test_store_false_is_not_kept(client: openai.OpenAI, model_name: str) -> None:
+    before = _newest_thread(client)
+    resp = client.responses.create(model=model_name, input="Say hi.", store=False, max_output_tokens=TOKENS)
+    assert _newest_thread(client) == before  # the thread made for it alone went with it
+    assert resp.store is False and resp.status in ("completed", "incomplete"), resp.error
+    assert resp.output_text  # answered in full, then forgotten
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(resp.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.input_items.list(resp.id)
+    with pytest.raises(openai.NotFoundError) as nf:
+        client.responses.create(model=model_name, previous_response_id=resp.id, input="Again.")
+    assert nf.value.param == "previous_response_id"
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.responses.create(model=model_name, input="x", store=False, background=True)
+    assert bad.value.param == "background"
+
+    with client.responses.stream(
+        model=model_name, input="Say hello.", store=False, max_output_tokens=TOKENS
+    ) as stream:
+        events = list(stream)
+    streamed = events[-1].response
+    assert streamed.store is False and streamed.output_text
+    assert _gone(client, streamed.id)
+
+    # In a conversation, the response goes and the conversation keeps its items.
+    conv = client.conversations.create()
+    kept = client.responses.create(
+        model=model_name, conversation=conv.id, input="Say hi.", store=False, max_output_tokens=TOKENS
+    )
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(kept.id)
+    items = client.conversations.items.list(conv.id, order="asc").data
+    assert items[0].type == "message" and items[0].role == "user"
+    assert [i.id for i in items[1:]] == [o.id for o in kept.output]

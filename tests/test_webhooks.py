@@ -391,3 +391,36 @@ def test_requires_action_then_completed_are_two_events(client: openai.OpenAI, as
     finally:
         client.webhooks.delete(hook.id)
         receiver.close()
+
+
+def test_background_responses_announce_their_end(client: openai.OpenAI, model_name: str) -> None:
+    receiver = Receiver(fail_first=1)  # the first delivery is retried
+    hook = client.webhooks.create(
+        url=receiver.url,
+        name="responses",
+        event_types=["response.completed", "response.incomplete", "response.cancelled", "response.failed"],
+    )  # type: ignore[list-item]
+    try:
+        bg = client.responses.create(model=model_name, input="Say hi.", background=True, max_output_tokens=16)
+        long = client.responses.create(
+            model=model_name, input="Write a long story.", background=True, max_output_tokens=2048
+        )
+        assert client.responses.cancel(long.id).status == "cancelled"
+        plain = client.responses.create(model=model_name, input="Say hi.", max_output_tokens=16)
+        _wait(lambda: len(receiver.events()) >= 2, 60, "two deliveries")
+        deadline = time.monotonic() + 60
+        while client.responses.retrieve(bg.id).status in ("queued", "in_progress"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        ended = client.responses.retrieve(bg.id).status
+        time.sleep(1)  # nothing more comes: the non-background response is not announced
+        got = {}
+        for headers, body in receiver.events().values():
+            event = client.webhooks.unwrap(body, headers, secret=hook.signing_secret)  # verifies, parses
+            got[event.data.id] = event.type
+            assert event.id.startswith("evt_") and json.loads(body)["data"] == {"id": event.data.id}
+        assert got == {bg.id: f"response.{ended}", long.id: "response.cancelled"}
+        assert plain.id not in got
+    finally:
+        client.webhooks.delete(hook.id)
+        receiver.close()

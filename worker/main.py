@@ -15,11 +15,14 @@ import signal
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from assistants import metrics
 from assistants.db.migrate import apply_migrations
 from assistants.db.pool import open_pool
 from assistants.keyring import load_keyring
+from assistants.logjson import RunLogContext, configure_logging
 from assistants.settings import Settings, get_settings
 from assistants.temporal_client import connect_temporal
+from worker.metrics import ActivityMetrics, engine_collector
 
 log = logging.getLogger("assistants.worker")
 
@@ -98,6 +101,7 @@ def _runs_worker(client: Client, pool, settings: Settings) -> Worker:  # type: i
             reconcile.reconcile_runs,
         ],
         max_concurrent_activities=64,
+        interceptors=[RunLogContext(), ActivityMetrics()],
     )
 
 
@@ -108,12 +112,15 @@ def _inference_worker(client: Client, pool, settings: Settings) -> Worker:  # ty
     registry = ModelRegistry(settings)
     registry.get(settings.default_model)  # load once, before taking work
     inference = InferenceActivities(registry, pool, settings)
+    if settings.metrics_port:
+        metrics.register(engine_collector(registry))
     # A full worker stops polling: back-pressure comes from Temporal's activity slots.
     return Worker(
         client,
         task_queue=settings.inference_task_queue,
         activities=[inference.generate],
         max_concurrent_activities=settings.max_concurrent_generations,
+        interceptors=[RunLogContext(), ActivityMetrics()],
     )
 
 
@@ -122,6 +129,9 @@ async def _main(queues: list[str]) -> None:
     if not settings.database_url:
         raise SystemExit("DATABASE_URL is not set")
     await asyncio.to_thread(apply_migrations, settings.database_url)
+    # Before the client connects: the Temporal SDK reports to the default runtime.
+    metrics.temporal_runtime(settings.metrics_host, settings.temporal_metrics_port)
+    stop_metrics = metrics.serve_metrics(settings.metrics_host, settings.metrics_port)
     client = await _connect(settings)
     pool = await open_pool(settings.database_url, max_size=20)
     wanted = {"runs", "inference"} if "all" in queues else set(queues)
@@ -150,12 +160,14 @@ async def _main(queues: list[str]) -> None:
     await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
     results = await asyncio.gather(*tasks, return_exceptions=True)
     await pool.close()
+    if stop_metrics is not None:
+        stop_metrics()
     failed = [r for r in results if isinstance(r, BaseException)]
     if stopper not in done and failed:
         raise SystemExit(f"worker stopped: {failed[0]!r}")
 
 
 def run_worker(queues: list[str]) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(get_settings().log_format)
     asyncio.run(_main(queues))
     return 0

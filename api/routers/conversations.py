@@ -1,6 +1,6 @@
 """/v1/conversations: a conversation IS a thread (one row, one id), so a thread built with the
 Assistants API reads and continues as a conversation, and the other way round. Items are the
-thread's messages."""
+thread's messages and its runs' function calls with their outputs (api/conversation_items.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.conversation_items import conversation_object, message_item
+from api.conversation_items import conversation_object, message_item, page_of, thread_items
 from api.deps import AppSettings, Listing, Pool, Project, Temporal
 from api.errors import bad_request, not_found
 from api.response_input import parse_input
@@ -84,11 +84,7 @@ async def delete_conversation(
 @router.get("/{conversation_id}/items")
 async def list_items(conversation_id: str, project: Project, pool: Pool, page: Listing) -> dict[str, Any]:
     await require_conversation(pool, project, conversation_id)
-    listing = (
-        await objects.list_page(pool, "messages", project, **page.kwargs(), thread_id=conversation_id)  # type: ignore[arg-type]
-    ).envelope()
-    listing["data"] = [message_item(m) for m in listing["data"]]
-    return listing
+    return page_of(await thread_items(pool, conversation_id), page)
 
 
 @router.post("/{conversation_id}/items")
@@ -115,10 +111,10 @@ async def create_items(
 @router.get("/{conversation_id}/items/{item_id}")
 async def retrieve_item(conversation_id: str, item_id: str, project: Project, pool: Pool) -> dict[str, Any]:
     await require_conversation(pool, project, conversation_id)
-    msg = await objects.get(pool, "messages", project, item_id, thread_id=conversation_id)
-    if msg is None:
-        raise not_found("item", item_id)
-    return message_item(msg)
+    for item in await thread_items(pool, conversation_id):
+        if item["id"] == item_id:
+            return item
+    raise not_found("item", item_id)
 
 
 @router.delete("/{conversation_id}/items/{item_id}")

@@ -10,20 +10,21 @@ assistant would, and activities read an assistant's tool_resources with outer jo
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter
 from starlette.responses import StreamingResponse
 
-from api.conversation_items import message_item
+from api.conversation_items import message_item, output_item_id, page_of
 from api.deps import AppSettings, Listing, Pool, Project, Temporal
-from api.errors import bad_request, not_found
+from api.errors import APIError, bad_request, not_found
 from api.response_input import ParsedInput, parse_input, run_options, vector_store_ids
 from api.response_objects import input_item_view, output_items, request_fields, response_object
 from api.response_stream import response_events
 from api.routers.assistants import check_model
 from api.routers.runs import check_tool_outputs, deliver_tool_outputs
-from api.routers.threads import create_thread_rows
+from api.routers.threads import create_thread_rows, delete_thread
 from api.run_settle import cancel_active_run
 from api.run_start import create_run_with, start_workflow
 from api.run_wait import SETTLED, wait_for_change
@@ -149,7 +150,9 @@ async def _continue_run(
     for row in earlier:
         snapshot = await response_object(pool, row["data"], run)
         await objects.patch(pool, "responses", project, row["data"]["id"], {"_snapshot": snapshot})
-    items = [{**i, "id": new_id("fco")} for i in parsed.items]
+    items = [
+        {**i, "id": output_item_id(i["call_id"]) if "call_id" in i else new_id("msg")} for i in parsed.items
+    ]
     resp = {
         "_stream_after": await last_seq(pool, run["id"]),  # its stream: what follows the outputs
         **base,
@@ -207,10 +210,39 @@ async def _start_run(
 
 
 def _stream(
-    pool: DbPool, hub: RunEventHub, project: str, resp: dict[str, Any], run: dict[str, Any], after: int = -1
+    pool: DbPool,
+    hub: RunEventHub,
+    project: str,
+    resp: dict[str, Any],
+    run: dict[str, Any],
+    after: int = -1,
+    then: Callable[[], Awaitable[None]] | None = None,
 ) -> StreamingResponse:
     events = response_events(pool, hub, resp, run, lambda: _run_of(pool, project, resp), after)
-    return stream_response(events)
+    return stream_response(events if then is None else _then(events, then))
+
+
+async def _then(events: AsyncIterator[bytes], then: Callable[[], Awaitable[None]]) -> AsyncIterator[bytes]:
+    try:
+        async for event in events:
+            yield event
+    finally:  # the stream ended, or its client went away
+        await then()
+
+
+async def _forget(
+    pool: DbPool, temporal: Any, settings: Settings, project: str, resp: dict[str, Any], own_thread: bool
+) -> None:
+    """store=false: once the response has been answered, nothing of it stays retrievable. The
+    response row goes; so does the thread made for it alone (with its run, cancelled if it still
+    waits for function outputs). A conversation, or the thread of a stored previous response,
+    keeps what it holds (its messages and items), as with store=true."""
+    await objects.delete(pool, "responses", project, resp["id"])
+    if own_thread:
+        try:
+            await delete_thread(resp["_thread_id"], project, pool, temporal, settings)
+        except APIError:  # already gone
+            pass
 
 
 @router.post("")
@@ -229,16 +261,25 @@ async def create_response(
         raise bad_request(
             f"max_output_tokens must be at least {settings.min_completion_tokens}.", "max_output_tokens"
         )
+    if body.store is False and body.background:
+        raise bad_request("background=true requires store=true.", "background")
     base = {"id": new_id("resp"), "created_at": now(), **request_fields(body, model)}
     if parsed.outputs:
         resp = await _continue_run(pool, temporal, project, thread, parsed, base)
     else:
         resp = await _start_run(pool, temporal, settings, project, thread, body, parsed, model, base)
+    forget = None
+    if body.store is False:
+        own_thread = thread is None
+        forget = lambda: _forget(pool, temporal, settings, project, resp, own_thread)  # noqa: E731
     if body.stream:
-        return _stream(pool, hub, project, resp, await _run_of(pool, project, resp))
+        return _stream(pool, hub, project, resp, await _run_of(pool, project, resp), then=forget)
     if body.background:
         return await _view(pool, project, resp)
-    return await _wait_settled(pool, hub, project, resp)
+    answer = await _wait_settled(pool, hub, project, resp)
+    if forget is not None:
+        await forget()
+    return answer
 
 
 @router.get("/{response_id}")
@@ -284,19 +325,4 @@ async def cancel_response(
 @router.get("/{response_id}/input_items")
 async def list_input_items(response_id: str, project: Project, pool: Pool, page: Listing) -> dict[str, Any]:
     resp = await _require_response(pool, project, response_id)
-    items = [input_item_view(i) for i in resp.get("_input") or []]
-    if page.order == "desc":
-        items.reverse()
-    ids = [i["id"] for i in items]
-    if page.after is not None:
-        if page.after not in ids:
-            raise not_found("item", page.after, "after")
-        items = items[ids.index(page.after) + 1 :]
-    data = items[: page.limit]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": len(items) > len(data),
-    }
+    return page_of([input_item_view(i) for i in resp.get("_input") or []], page)

@@ -24,6 +24,7 @@ from assistants.objects import now
 from assistants.schemas import Strict
 from assistants.settings import Settings
 from assistants.webhooks import (
+    EVENT_TYPES,
     RUN_EVENT_TYPES,
     SEALED_PREFIX,
     endpoint_object,
@@ -75,10 +76,10 @@ async def _check_url(url: str, settings: Settings) -> str:
 def _check_event_types(types: list[str] | None) -> list[str]:
     if types is None:
         return list(RUN_EVENT_TYPES)
-    unknown = [t for t in types if t not in RUN_EVENT_TYPES]
+    unknown = [t for t in types if t not in EVENT_TYPES]
     if unknown or not types:
         raise bad_request(
-            f"Invalid event type '{unknown[0] if unknown else ''}'. Supported: {', '.join(RUN_EVENT_TYPES)}.",
+            f"Invalid event type '{unknown[0] if unknown else ''}'. Supported: {', '.join(EVENT_TYPES)}.",
             "event_types",
             "invalid_value",
         )

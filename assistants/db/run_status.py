@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg.types.json import Jsonb
 
+from assistants import metrics
 from assistants.db.pool import Conn as DbConn
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_event, append_events, end_unfinished
@@ -135,7 +136,9 @@ async def finish(conn: DbConn, inp: FinishRunInput) -> Run | None:
 
 async def finish_run(pool: DbPool, inp: FinishRunInput, announcer: WebhookAnnouncer | None) -> None:
     async with pool.connection() as conn, conn.transaction():
-        await finish(conn, inp)
+        run = await finish(conn, inp)
+    if run is not None:  # counted once: a retried call finds the run already ended
+        metrics.observe_run_finished(run, inp.status)
     if announcer is not None:
         await announcer.emit(inp.run_id, inp.project_id, inp.status)
 
