@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.conversation_items import function_call_item
 from assistants.db.pool import Pool as DbPool
 
 # run status -> response status. A run waiting for function outputs has finished its part: the
@@ -45,15 +46,7 @@ def call_item(call: dict[str, Any], done: bool) -> dict[str, Any] | None:
     status = "completed" if done else "in_progress"
     kind = call.get("type")
     if kind == "function":
-        fn = call.get("function") or {}
-        return {
-            "type": "function_call",
-            "id": "fc_" + call["id"].removeprefix("call_"),
-            "call_id": call["id"],
-            "name": fn.get("name"),
-            "arguments": fn.get("arguments") or "",
-            "status": "completed",
-        }
+        return function_call_item(call)
     if kind == "file_search":
         results = (call.get("file_search") or {}).get("results")
         return {
