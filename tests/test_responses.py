@@ -82,6 +82,7 @@ def test_function_calling_round_trip(client: openai.OpenAI, model_name: str) -> 
         tools=[WEATHER_TOOL],
         tool_choice={"type": "function", "name": "get_weather"},
         max_output_tokens=CALL_TOKENS,
+        temperature=0,  # the continued run keeps it: greedy, so whether it answers or calls again is fixed
     )
     assert first.status == "completed", first.error
     [call] = [o for o in first.output if o.type == "function_call"]
@@ -238,6 +239,7 @@ def test_stream_function_call_and_outputs(client: openai.OpenAI, model_name: str
         tools=[WEATHER_TOOL],
         tool_choice={"type": "function", "name": "get_weather"},
         max_output_tokens=CALL_TOKENS,
+        temperature=0,  # the continued run keeps it: greedy, so whether it answers or calls again is fixed
     ) as stream:
         events = list(stream)
         first = stream.get_final_response()
