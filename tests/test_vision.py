@@ -90,19 +90,25 @@ def text(value: str = QUESTION) -> dict[str, Any]:
     return {"type": "text", "text": value}
 
 
-def test_an_image_file_reaches_the_vision_model(client: openai.OpenAI) -> None:
+def check_an_uploaded_image_reaches(client: openai.OpenAI, model: str, image_tokens: int) -> None:
+    """An image File in a user message reaches `model`: the prompt (as the model's side counts
+    it) holds exactly `image_tokens` more than the same text alone, and greedy answers depend on
+    the pixels: the same image twice answers the same, another image differently."""
     red, blue = png((255, 0, 0)), png((0, 0, 255))
-    text_only = ask(client, VLM, QUESTION)
+    text_only = ask(client, model, QUESTION)
     assert text_only.status == "completed", text_only.last_error
-    first = ask(client, VLM, [image_file(client, red), text()])
-    again = ask(client, VLM, [image_file(client, red), text()])
-    other = ask(client, VLM, [image_file(client, blue), text()])
-    # The prompt holds the image's tokens, and no more: the image part rendered as the model's
-    # image token, expanded by the processor to one token per patch.
-    assert first.usage.prompt_tokens == text_only.usage.prompt_tokens + IMAGE_TOKENS
-    # Greedy answers depend on the pixels: the same image twice answers the same, another differs.
+    first = ask(client, model, [image_file(client, red), text()])
+    again = ask(client, model, [image_file(client, red), text()])
+    other = ask(client, model, [image_file(client, blue), text()])
+    assert first.usage.prompt_tokens == text_only.usage.prompt_tokens + image_tokens
     assert answer(client, first) == answer(client, again)
     assert answer(client, first) != answer(client, other)
+
+
+def test_an_image_file_reaches_the_vision_model(client: openai.OpenAI) -> None:
+    # The image part renders as the model's image token, expanded by the processor to one token
+    # per patch, and no more.
+    check_an_uploaded_image_reaches(client, VLM, IMAGE_TOKENS)
 
 
 def test_an_image_url_data_url_works_too(client: openai.OpenAI) -> None:

@@ -30,39 +30,69 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_llava(out: Path, seed: int = 0) -> Path:
-    """Write the model folder to `out` (random weights, seeded) and return it."""
-    import torch
-    from transformers import (
-        AutoTokenizer,
-        CLIPImageProcessor,
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-    )
+def _tokenizer(special_tokens: list[str]):  # type: ignore[no-untyped-def]
+    """The bundled SmolLM2 tokenizer plus a model's image tokens and the image-part template."""
+    from transformers import AutoTokenizer
 
     from activities.llm.prepare import bundled_gguf_path
 
     gguf = bundled_gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    tokenizer.add_special_tokens({"additional_special_tokens": special_tokens})
     tokenizer.chat_template = CHAT_TEMPLATE
-    image_token_id = tokenizer.convert_tokens_to_ids("<image>")
-    text = LlamaConfig(
+    return tokenizer
+
+
+def _text_config(tokenizer, hidden: int, heads: int, kv_heads: int):  # type: ignore[no-untyped-def]
+    """A 2-layer Llama over `tokenizer`, ending turns at `<|im_end|>`."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
         max_position_embeddings=2048,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
     )
+
+
+def _randomize(model) -> None:  # type: ignore[no-untyped-def]
+    """At the usual init scale (0.02) a toy model's logits barely move with the image and every
+    image gets the same greedy answer; larger random weights make the image visibly matter."""
+    import torch
+
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" not in name:
+                param.normal_(0.0, 0.3 if param.dim() > 1 else 0.1)
+
+
+def _save(model, processor, out: Path) -> Path:  # type: ignore[no-untyped-def]
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    out.chmod(0o755)  # the stack's workers may run as another user
+    return out
+
+
+def build_tiny_llava(out: Path, seed: int = 0) -> Path:
+    """Write the model folder to `out` (random weights, seeded) and return it."""
+    import torch
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+
+    tokenizer = _tokenizer(["<image>"])
     vision = CLIPVisionConfig(
         hidden_size=32,
         intermediate_size=64,
@@ -74,19 +104,14 @@ def build_tiny_llava(out: Path, seed: int = 0) -> Path:
     )
     config = LlavaConfig(
         vision_config=vision,
-        text_config=text,
-        image_token_index=image_token_id,
+        text_config=_text_config(tokenizer, hidden=64, heads=4, kv_heads=2),
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         vision_feature_select_strategy="default",
         vision_feature_layer=-1,
     )
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config).eval()
-    # At the usual init scale (0.02) a toy model's logits barely move with the image and every
-    # image gets the same greedy answer; larger random weights make the image visibly matter.
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "norm" not in name:
-                param.normal_(0.0, 0.3 if param.dim() > 1 else 0.1)
+    _randomize(model)
     processor = LlavaProcessor(
         image_processor=CLIPImageProcessor(
             size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}
@@ -97,11 +122,7 @@ def build_tiny_llava(out: Path, seed: int = 0) -> Path:
         num_additional_image_tokens=1,
         chat_template=CHAT_TEMPLATE,
     )
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    out.chmod(0o755)  # the stack's workers may run as another user
-    return out
+    return _save(model, processor, out)
 
 
 # Idefics3 (SmolVLM's architecture) for the REMOTE image test (tests/test_vision_remote.py): vLLM's
@@ -119,37 +140,16 @@ def build_tiny_idefics3(out: Path, seed: int = 0) -> Path:
     processor without tiling (one 32x32 image per picture: 4 `<image>` tokens in the prompt)."""
     import torch
     from transformers import (
-        AutoTokenizer,
         Idefics3Config,
         Idefics3ForConditionalGeneration,
         Idefics3ImageProcessorPil,
         Idefics3Processor,
         Idefics3VisionConfig,
-        LlamaConfig,
     )
 
-    from activities.llm.prepare import bundled_gguf_path
-
-    gguf = bundled_gguf_path()
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     image_tokens = ["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"]
     image_tokens += [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
-    tokenizer.add_special_tokens({"additional_special_tokens": image_tokens})
-    tokenizer.chat_template = CHAT_TEMPLATE
-    text = LlamaConfig(
-        vocab_size=len(tokenizer),
-        # head_dim 64: vLLM's CPU attention kernels take no smaller heads (16 fails at the first step)
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=2048,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
+    tokenizer = _tokenizer(image_tokens)
     vision = Idefics3VisionConfig(
         hidden_size=64,
         intermediate_size=128,
@@ -160,7 +160,8 @@ def build_tiny_idefics3(out: Path, seed: int = 0) -> Path:
     )
     config = Idefics3Config(
         vision_config=vision,
-        text_config=text,
+        # head_dim 64: vLLM's CPU attention kernels take no smaller heads (16 fails at the first step)
+        text_config=_text_config(tokenizer, hidden=128, heads=2, kv_heads=1),
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         scale_factor=IDEFICS3_SCALE,
         tie_word_embeddings=True,
@@ -168,10 +169,7 @@ def build_tiny_idefics3(out: Path, seed: int = 0) -> Path:
     )
     torch.manual_seed(seed)
     model = Idefics3ForConditionalGeneration(config).eval()
-    with torch.no_grad():  # as in build_tiny_llava: large enough that the image moves the answer
-        for name, param in model.named_parameters():
-            if "norm" not in name:
-                param.normal_(0.0, 0.3 if param.dim() > 1 else 0.1)
+    _randomize(model)
     image_processor = Idefics3ImageProcessorPil(
         size={"longest_edge": IDEFICS3_IMAGE_SIZE},
         max_image_size={"longest_edge": IDEFICS3_IMAGE_SIZE},
@@ -183,8 +181,4 @@ def build_tiny_idefics3(out: Path, seed: int = 0) -> Path:
         image_seq_len=IDEFICS3_IMAGE_SEQ_LEN,
         chat_template=CHAT_TEMPLATE,
     )
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    out.chmod(0o755)
-    return out
+    return _save(model, processor, out)

@@ -111,6 +111,15 @@ def _compile_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=2, thread_name_prefix="grammar-compile")
 
 
+async def _compiled_off_loop(what: str, limit_s: float, compile_fn: Any, *args: Any) -> ConstraintFactory:
+    """`compile_fn(*args)` on the compile pool, within `limit_s` seconds (`what` names it in the error)."""
+    future = asyncio.get_running_loop().run_in_executor(_compile_pool(), compile_fn, *args)
+    try:
+        return await asyncio.wait_for(future, limit_s)
+    except TimeoutError:
+        raise GrammarCompileTimeout(f"compiling {what} took more than {limit_s:.0f}s") from None
+
+
 async def json_schema_constraint_async(
     compiler: xgrammar.GrammarCompiler,
     schema: dict[str, Any] | str,
@@ -118,13 +127,9 @@ async def json_schema_constraint_async(
     prefix: str = "",
 ) -> ConstraintFactory:
     """`json_schema_constraint` compiled off the event loop, within `limit_s` seconds."""
-    future = asyncio.get_running_loop().run_in_executor(
-        _compile_pool(), json_schema_constraint, compiler, schema, prefix
+    return await _compiled_off_loop(
+        "the JSON schema", limit_s, json_schema_constraint, compiler, schema, prefix
     )
-    try:
-        return await asyncio.wait_for(future, limit_s)
-    except TimeoutError:
-        raise GrammarCompileTimeout(f"compiling the JSON schema took more than {limit_s:.0f}s") from None
 
 
 def _safe_search(pattern: str, text: str) -> bool | None:
@@ -213,13 +218,16 @@ async def answer_or_call_constraint_async(
     close_tag: str,
     limit_s: float = GRAMMAR_COMPILE_TIMEOUT_S,
 ) -> ConstraintFactory:
-    future = asyncio.get_running_loop().run_in_executor(
-        _compile_pool(), answer_or_call_constraint, compiler, answer_schema, specs, open_tag, close_tag
+    return await _compiled_off_loop(
+        "the output grammar",
+        limit_s,
+        answer_or_call_constraint,
+        compiler,
+        answer_schema,
+        specs,
+        open_tag,
+        close_tag,
     )
-    try:
-        return await asyncio.wait_for(future, limit_s)
-    except TimeoutError:
-        raise GrammarCompileTimeout(f"compiling the output grammar took more than {limit_s:.0f}s") from None
 
 
 def json_schema_constraint(
@@ -276,12 +284,6 @@ async def tool_calls_constraint_async(
     close_tag: str,
     limit_s: float = GRAMMAR_COMPILE_TIMEOUT_S,
 ) -> ConstraintFactory:
-    future = asyncio.get_running_loop().run_in_executor(
-        _compile_pool(), tool_calls_constraint, compiler, specs, open_tag, close_tag
+    return await _compiled_off_loop(
+        "the tool-call grammar", limit_s, tool_calls_constraint, compiler, specs, open_tag, close_tag
     )
-    try:
-        return await asyncio.wait_for(future, limit_s)
-    except TimeoutError:
-        raise GrammarCompileTimeout(
-            f"compiling the tool-call grammar took more than {limit_s:.0f}s"
-        ) from None

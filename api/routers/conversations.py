@@ -12,23 +12,15 @@ from api.conversation_items import conversation_object, message_item, page_of, t
 from api.deps import AppSettings, Listing, Pool, Project, Temporal
 from api.errors import bad_request, not_found
 from api.response_input import parse_input
-from api.routers.messages import refuse_if_active_run
+from api.routers.messages import refuse_if_active_run, require_thread
 from api.routers.threads import create_thread_rows, delete_thread
 from assistants.db import objects
-from assistants.db.pool import Pool as DbPool
 from assistants.ids import new_id
 from assistants.objects import message_object
 from assistants.schemas import MessageCreate, ThreadCreate
 from assistants.schemas_responses import ConversationCreate, ConversationUpdate, ItemsCreate
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
-
-
-async def require_conversation(pool: DbPool, project: str, conversation_id: str) -> dict[str, Any]:
-    thread = await objects.get(pool, "threads", project, conversation_id)
-    if thread is None:
-        raise not_found("conversation", conversation_id)
-    return thread
 
 
 def item_messages(items: list[dict[str, Any]], param: str) -> list[MessageCreate]:
@@ -59,7 +51,7 @@ async def create_conversation(
 
 @router.get("/{conversation_id}")
 async def retrieve_conversation(conversation_id: str, project: Project, pool: Pool) -> dict[str, Any]:
-    return conversation_object(await require_conversation(pool, project, conversation_id))
+    return conversation_object(await require_thread(pool, project, conversation_id, "conversation"))
 
 
 @router.post("/{conversation_id}")
@@ -76,14 +68,14 @@ async def update_conversation(
 async def delete_conversation(
     conversation_id: str, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings
 ) -> dict[str, Any]:
-    await require_conversation(pool, project, conversation_id)
+    await require_thread(pool, project, conversation_id, "conversation")
     await delete_thread(conversation_id, project, pool, temporal, settings)
     return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
 
 
 @router.get("/{conversation_id}/items")
 async def list_items(conversation_id: str, project: Project, pool: Pool, page: Listing) -> dict[str, Any]:
-    await require_conversation(pool, project, conversation_id)
+    await require_thread(pool, project, conversation_id, "conversation")
     return page_of(await thread_items(pool, conversation_id), page)
 
 
@@ -91,7 +83,7 @@ async def list_items(conversation_id: str, project: Project, pool: Pool, page: L
 async def create_items(
     conversation_id: str, body: ItemsCreate, project: Project, pool: Pool
 ) -> dict[str, Any]:
-    await require_conversation(pool, project, conversation_id)
+    await require_thread(pool, project, conversation_id, "conversation")
     messages = item_messages(body.items, "items")
     await refuse_if_active_run(pool, conversation_id)
     data = []
@@ -110,7 +102,7 @@ async def create_items(
 
 @router.get("/{conversation_id}/items/{item_id}")
 async def retrieve_item(conversation_id: str, item_id: str, project: Project, pool: Pool) -> dict[str, Any]:
-    await require_conversation(pool, project, conversation_id)
+    await require_thread(pool, project, conversation_id, "conversation")
     for item in await thread_items(pool, conversation_id):
         if item["id"] == item_id:
             return item
@@ -119,7 +111,7 @@ async def retrieve_item(conversation_id: str, item_id: str, project: Project, po
 
 @router.delete("/{conversation_id}/items/{item_id}")
 async def delete_item(conversation_id: str, item_id: str, project: Project, pool: Pool) -> dict[str, Any]:
-    thread = await require_conversation(pool, project, conversation_id)
+    thread = await require_thread(pool, project, conversation_id, "conversation")
     if not await objects.delete(pool, "messages", project, item_id, thread_id=conversation_id):
         raise not_found("item", item_id)
     return conversation_object(thread)

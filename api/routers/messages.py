@@ -17,10 +17,11 @@ from assistants.schemas import MessageCreate, MessageUpdate
 router = APIRouter(prefix="/v1/threads/{thread_id}/messages", tags=["messages"])
 
 
-async def require_thread(pool: DbPool, project: str, thread_id: str) -> dict[str, Any]:
+async def require_thread(pool: DbPool, project: str, thread_id: str, kind: str = "thread") -> dict[str, Any]:
+    """The thread, or a 404 naming it as `kind` (a conversation is a thread)."""
     thread = await objects.get(pool, "threads", project, thread_id)
     if thread is None:
-        raise not_found("thread", thread_id)
+        raise not_found(kind, thread_id)
     return thread
 
 
