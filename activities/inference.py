@@ -29,6 +29,7 @@ from temporalio.exceptions import ApplicationError
 from activities.call_stream import AutoCallStream
 from activities.heartbeat import heartbeating
 from activities.images import ImageError, has_images, no_images_message, with_image_data
+from activities.input_tokens import InputTokenCounting
 from activities.llm import grammar, toolcalls
 from activities.prompt import load_turn_context
 from activities.remote_turn import RemoteTurn, chat_messages, turn_seed
@@ -107,7 +108,7 @@ def _already_called(inp: GenerateInput, call: toolcalls.ParsedCall) -> bool:
     return False
 
 
-class InferenceActivities:
+class InferenceActivities(InputTokenCounting):
     def __init__(self, registry: Any, pool: DbPool, settings: Settings) -> None:
         self.registry = registry
         self.pool = pool
@@ -191,14 +192,26 @@ class InferenceActivities:
             full = await self._with_images(full, model.capabilities.vision)
             return await record_turn(self.pool, inp, await turn.generate(model, full, attempt))
 
-    async def _generate(self, model: Any, inp: GenerateInput, attempt: int) -> GenerateOutput:
+    def _max_new(self, inp: GenerateInput) -> int:
+        return min(inp.max_new_tokens or DEFAULT_MAX_NEW_TOKENS, self.settings.max_context_tokens // 2)
+
+    @staticmethod
+    def _template_input(
+        model: Any, inp: GenerateInput
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
+        """(template messages, the function specs offered, whether the template renders tools
+        itself): the prompt of the turn's first rendering, which input token counts render too."""
         specs = toolcalls.function_specs(inp.tools) if inp.tool_choice != "none" else []
         forced = _forced_name(inp.tool_choice)
         if forced is not None or (inp.tool_choice == "required" and specs):
             specs = [s for s in specs if forced is None or s["function"]["name"] == forced]
         native = toolcalls.template_supports_tools(model.tokenizer)
-        messages = toolcalls.messages_for_template(chat_messages(inp.messages), specs, native)
-        max_new = min(inp.max_new_tokens or DEFAULT_MAX_NEW_TOKENS, self.settings.max_context_tokens // 2)
+        return toolcalls.messages_for_template(chat_messages(inp.messages), specs, native), specs, native
+
+    async def _generate(self, model: Any, inp: GenerateInput, attempt: int) -> GenerateOutput:
+        messages, specs, native = self._template_input(model, inp)
+        forced = _forced_name(inp.tool_choice)
+        max_new = self._max_new(inp)
         prompt_ids = await asyncio.to_thread(
             self._fit_prompt, model, inp, messages, specs if native else None, max_new
         )

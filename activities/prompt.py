@@ -64,9 +64,21 @@ def user_parts(content: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
     return [{"type": "text", "text": p["text"]["value"]} if p.get("type") == "text" else p for p in content]
 
 
+def stored_message(role: str, content: list[dict[str, Any]]) -> ChatMessage:
+    """A message as the Messages API stores it (`content` parts) -> what the model reads."""
+    parts = user_parts(content) if role == "user" else None
+    text = (
+        text_of({"content": content})
+        if parts is None
+        else "\n".join(p["text"] for p in parts if p["type"] == "text")
+    )
+    return ChatMessage(role=role, content=text, parts=parts)
+
+
 async def short_documents(pool: DbPool, run: dict[str, Any], project_id: str) -> str:
     """The run's searchable files, whole, when together they are short: as the seed says,
-    short documents go into the prompt; longer ones are searched."""
+    short documents go into the prompt; longer ones are searched. `run["vector_store_ids"]`, when
+    present, adds stores not (yet) attached to its thread (an input token count's)."""
     async with pool.connection() as conn:
         rows = await (
             await conn.execute(
@@ -76,6 +88,7 @@ async def short_documents(pool: DbPool, run: dict[str, Any], project_id: str) ->
                 FROM threads t WHERE t.id = %(thread)s
               UNION SELECT jsonb_array_elements_text(a.data->'tool_resources'->'file_search'->'vector_store_ids')
                 FROM assistants a WHERE a.id = %(assistant)s
+              UNION SELECT unnest(%(extra)s::text[])
             )
             SELECT DISTINCT f.id, f.data->>'filename' AS filename, left(ft.text, %(cap)s) AS text
               FROM vector_store_files vf JOIN stores s ON s.id = vf.vector_store_id
@@ -86,6 +99,7 @@ async def short_documents(pool: DbPool, run: dict[str, Any], project_id: str) ->
                 {
                     "thread": run["thread_id"],
                     "assistant": run["assistant_id"],
+                    "extra": list(run.get("vector_store_ids") or []),
                     "project": project_id,
                     "cap": SHORT_DOCUMENTS_CHARS + 1,
                 },
@@ -129,20 +143,14 @@ async def thread_history(
                 )
             ).fetchall()
             for r in rows:
-                parts = user_parts(r["content"] or []) if r["role"] == "user" else None
-                content = (
-                    text_of({"content": r["content"] or []})
-                    if parts is None
-                    else "\n".join(p["text"] for p in parts if p["type"] == "text")
-                )
-                if newest_first and spent + len(content) > char_budget:
+                message = stored_message(r["role"], r["content"] or [])
+                if newest_first and spent + len(message.content) > char_budget:
                     return newest_first[::-1]
+                spent += len(message.content)
                 # A single message longer than the whole budget cannot fit: keep only what shows
                 # that (the trim after rendering then reports the prompt too long).
-                newest_first.append(
-                    ChatMessage(role=r["role"], content=content[: char_budget + 1], parts=parts)
-                )
-                spent += len(content)
+                message.content = message.content[: char_budget + 1]
+                newest_first.append(message)
                 if limit is not None and len(newest_first) >= limit:
                     break
             if len(rows) < batch:

@@ -24,6 +24,7 @@ from api.routers import (
     conversations,
     files,
     health,
+    input_tokens,
     messages,
     models,
     playground,
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         vector_store_search.router,
         playground.router,
         webhooks.router,
+        input_tokens.router,  # before responses' /{response_id} routes
         responses.router,  # issue 15
         conversations.router,
         codec_server.router,

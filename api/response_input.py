@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from api.errors import bad_request
+from assistants.objects import message_content
 from assistants.schemas import MessageCreate, RunOptions
 from assistants.schemas_responses import ResponseCreate
 
@@ -113,6 +114,41 @@ def parse_input(raw: str | list[dict[str, Any]] | None, param: str = "input") ->
     return out
 
 
+def count_items(
+    raw: str | list[dict[str, Any]] | None, param: str = "input"
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Input items as an input token count renders them, in order: messages (content stored as the
+    Messages API stores it), function calls and their outputs; and the system / developer texts,
+    which join the instructions as they do in a response."""
+    items: list[dict[str, Any]] = []
+    system: list[str] = []
+    if isinstance(raw, str):
+        raw = [{"type": "message", "role": "user", "content": raw}]
+    for i, item in enumerate(raw or []):
+        where = f"{param}[{i}]"
+        kind = item.get("type", "message")
+        if kind == "message" and item.get("role") in ("system", "developer"):
+            system.append(_text_of(item.get("content") or "", where))
+        elif kind == "message" and item.get("role") in ("user", "assistant"):
+            items.append(
+                {"type": "message", "role": item["role"], "content": message_content(message_of(item, where))}
+            )
+        elif kind == "message":
+            raise _invalid(f"Unknown message role {item.get('role')!r}.", f"{where}.role")
+        elif kind == "function_call":
+            fields = [item.get(k) for k in ("call_id", "name", "arguments")]
+            if not all(isinstance(f, str) for f in fields):
+                raise _invalid("A function_call item needs string `call_id`, `name` and `arguments`.", where)
+            items.append({"type": kind, **{k: item[k] for k in ("call_id", "name", "arguments")}})
+        elif kind == "function_call_output":
+            if not isinstance(item.get("call_id"), str) or not isinstance(item.get("output"), str):
+                raise _invalid("A function_call_output item needs string `call_id` and `output`.", where)
+            items.append({"type": kind, "call_id": item["call_id"], "output": item["output"]})
+        else:
+            raise _invalid(f"Input item type {kind!r} is not supported.", f"{where}.type")
+    return items, system
+
+
 def _tool(tool: dict[str, Any], i: int) -> dict[str, Any]:
     kind = tool.get("type")
     if kind == "function":
@@ -169,12 +205,15 @@ def run_options(body: ResponseCreate, model: str, system: list[str]) -> RunOptio
                 "temperature": body.temperature,
                 "top_p": body.top_p,
                 "max_completion_tokens": body.max_output_tokens,
+                "reasoning_effort": (body.reasoning or {}).get("effort"),
             }
         )
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
-        param = {"max_completion_tokens": "max_output_tokens", "response_format": "text.format"}.get(
-            str(err["loc"][0]), str(err["loc"][0])
-        )
+        param = {
+            "max_completion_tokens": "max_output_tokens",
+            "response_format": "text.format",
+            "reasoning_effort": "reasoning.effort",
+        }.get(str(err["loc"][0]), str(err["loc"][0]))
         raise bad_request(f"Invalid {loc}: {err['msg']}", param, "invalid_value") from None

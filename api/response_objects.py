@@ -187,7 +187,7 @@ def request_fields(body: Any, model: str) -> dict[str, Any]:
         "background": bool(body.background),
         "metadata": body.metadata or {},
         "truncation": body.truncation or "disabled",
-        "reasoning": {"effort": None, "summary": None},
+        "reasoning": {"effort": (body.reasoning or {}).get("effort"), "summary": None},
         "service_tier": "default",
         "user": body.user,
         "safety_identifier": body.safety_identifier,

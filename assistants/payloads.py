@@ -211,6 +211,15 @@ class MarkFileInput:
 
 
 @dataclass
+class CountInputTokensInput:
+    """POST /v1/responses/input_tokens: the request waits in `input_token_counts` under this id."""
+
+    project_id: str
+    request_id: str
+    inference_task_queue: str
+
+
+@dataclass
 class FileSearchInput:
     """A search over vector stores (POST /v1/vector_stores/{id}/search, and file_search in runs).
 

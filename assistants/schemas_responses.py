@@ -55,6 +55,26 @@ class ResponseCreate(Strict):
         return c.id if isinstance(c, ConversationRef) else c
 
 
+class InputTokensCount(Strict):
+    """POST /v1/responses/input_tokens: the parts of a create request that shape the prompt."""
+
+    model: str | None = None
+    input: str | list[dict[str, Any]] | None = None
+    instructions: str | None = Field(default=None, max_length=256_000)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    text: dict[str, Any] | None = None
+    reasoning: dict[str, Any] | None = None
+    truncation: Literal["auto", "disabled"] | None = None
+    previous_response_id: str | None = None
+    conversation: str | ConversationRef | None = None
+    personality: Any = None  # accepted and not acted on
+
+    def as_create(self) -> ResponseCreate:
+        return ResponseCreate.model_validate(self.model_dump(exclude_unset=True, exclude={"personality"}))
+
+
 class ConversationCreate(Strict):
     items: list[dict[str, Any]] | None = Field(default=None, max_length=MAX_ITEMS)
     metadata: Metadata = None

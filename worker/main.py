@@ -60,6 +60,7 @@ def _runs_worker(client: Client, pool, settings: Settings) -> Worker:  # type: i
     from activities.webhooks import WebhookActivities, make_http_client
     from assistants.webhook_announcer import WebhookAnnouncer
     from workflows.ingest import IngestFileWorkflow
+    from workflows.input_tokens import CountInputTokensWorkflow
     from workflows.reconcile import ReconcileRunsWorkflow
     from workflows.run import RunWorkflow
     from workflows.vector_store_search import VectorStoreSearchWorkflow
@@ -81,6 +82,7 @@ def _runs_worker(client: Client, pool, settings: Settings) -> Worker:  # type: i
             RunWorkflow,
             IngestFileWorkflow,
             VectorStoreSearchWorkflow,
+            CountInputTokensWorkflow,
             WebhookDeliveryWorkflow,
             ReconcileRunsWorkflow,
         ],
@@ -118,7 +120,7 @@ def _inference_worker(client: Client, pool, settings: Settings) -> Worker:  # ty
     return Worker(
         client,
         task_queue=settings.inference_task_queue,
-        activities=[inference.generate],
+        activities=[inference.generate, inference.count_input_tokens],
         max_concurrent_activities=settings.max_concurrent_generations,
         interceptors=[RunLogContext(), ActivityMetrics()],
     )

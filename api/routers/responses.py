@@ -20,6 +20,7 @@ from api.conversation_items import message_item, output_item_id, page_of
 from api.deps import AppSettings, Listing, Pool, Project, Temporal
 from api.errors import APIError, bad_request, not_found
 from api.response_input import ParsedInput, parse_input, run_options, vector_store_ids
+from api.response_lookup import require_response, thread_for
 from api.response_objects import input_item_view, output_items, request_fields, response_object
 from api.response_stream import response_events
 from api.routers.assistants import check_model
@@ -42,15 +43,6 @@ router = APIRouter(prefix="/v1/responses", tags=["responses"])
 NO_ASSISTANT = ""
 
 
-async def _require_response(
-    pool: DbPool, project: str, response_id: str, param: str | None = None
-) -> dict[str, Any]:
-    resp = await objects.get(pool, "responses", project, response_id)
-    if resp is None:
-        raise not_found("response", response_id, param)
-    return resp
-
-
 async def _run_of(pool: DbPool, project: str, resp: dict[str, Any]) -> dict[str, Any]:
     run = await objects.get(pool, "runs", project, resp["_run_id"])
     if run is None:  # its thread (conversation) was deleted
@@ -68,25 +60,6 @@ async def _wait_settled(pool: DbPool, hub: RunEventHub, project: str, resp: dict
         run = await wait_for_change(hub, resp["_run_id"], lambda: _run_of(pool, project, resp))
         if run["status"] in SETTLED:
             return await response_object(pool, resp, run)
-
-
-async def _thread_for(
-    pool: DbPool, project: str, body: ResponseCreate
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """(the previous response, the thread to continue), either None when not given."""
-    prev = None
-    if body.previous_response_id:
-        prev = await _require_response(pool, project, body.previous_response_id, "previous_response_id")
-    conv = body.conversation_id
-    if prev is not None and conv:
-        raise bad_request("previous_response_id and conversation cannot both be given.", "conversation")
-    thread_id = conv or (prev["_thread_id"] if prev else None)
-    if thread_id is None:
-        return prev, None
-    thread = await objects.get(pool, "threads", project, thread_id)
-    if thread is None:
-        raise not_found("conversation", thread_id, "conversation" if conv else "previous_response_id")
-    return prev, thread
 
 
 async def _with_stores(
@@ -249,7 +222,7 @@ async def _forget(
 async def create_response(
     body: ResponseCreate, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings, hub: Hub
 ) -> Any:
-    prev, thread = await _thread_for(pool, project, body)
+    prev, thread = await thread_for(pool, project, body.previous_response_id, body.conversation_id)
     model = body.model or (prev["model"] if prev else None)
     if not model:
         raise bad_request("model is required.", "model", "missing_required_parameter")
@@ -286,7 +259,7 @@ async def create_response(
 async def retrieve_response(
     response_id: str, project: Project, pool: Pool, hub: Hub, stream: bool = False, starting_after: int = -1
 ) -> Any:
-    resp = await _require_response(pool, project, response_id)
+    resp = await require_response(pool, project, response_id)
     run = await _run_of(pool, project, resp)
     if stream:  # replayed from the run's event log, then tailed
         return _stream(pool, hub, project, resp, run, starting_after)
@@ -297,7 +270,7 @@ async def retrieve_response(
 async def delete_response(
     response_id: str, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings
 ) -> dict[str, Any]:
-    resp = await _require_response(pool, project, response_id)
+    resp = await require_response(pool, project, response_id)
     run = await objects.get(pool, "runs", project, resp["_run_id"])
     if run is not None and run["status"] in ("queued", "in_progress") and not resp.get("_snapshot"):
         await cancel_active_run(pool, temporal, settings, project, run["id"])
@@ -309,7 +282,7 @@ async def delete_response(
 async def cancel_response(
     response_id: str, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings, hub: Hub
 ) -> dict[str, Any]:
-    resp = await _require_response(pool, project, response_id)
+    resp = await require_response(pool, project, response_id)
     if not resp.get("background"):
         raise bad_request("Only responses created with background=true can be cancelled.")
     run = await _run_of(pool, project, resp)
@@ -324,5 +297,5 @@ async def cancel_response(
 
 @router.get("/{response_id}/input_items")
 async def list_input_items(response_id: str, project: Project, pool: Pool, page: Listing) -> dict[str, Any]:
-    resp = await _require_response(pool, project, response_id)
+    resp = await require_response(pool, project, response_id)
     return page_of([input_item_view(i) for i in resp.get("_input") or []], page)

@@ -1,0 +1,107 @@
+"""POST /v1/responses/input_tokens: how many input tokens a response with this request would
+start from. The prompt is rendered on an inference worker by the code that renders a response's
+first turn (CountInputTokensWorkflow): instructions (with short documents when file_search is on),
+the conversation or previous response it continues, the input items, tools and reasoning effort,
+and truncated the way a run truncates. The request waits in Postgres while it is counted, so the
+workflow's history holds its id, not the input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from psycopg.types.json import Jsonb
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from api.deps import AppSettings, Pool, Project, Temporal
+from api.errors import APIError, bad_request, not_found
+from api.response_input import count_items, run_options, vector_store_ids
+from api.response_lookup import thread_for
+from api.routers.assistants import check_model
+from assistants.db import objects
+from assistants.db.pool import Pool as DbPool
+from assistants.ids import new_id
+from assistants.objects import dump, now, response_format_value
+from assistants.payloads import CountInputTokensInput
+from assistants.schemas_responses import InputTokensCount
+from assistants.settings import Settings
+from workflows.input_tokens import COUNT_WORKFLOW_TIMEOUT, CountInputTokensWorkflow
+
+router = APIRouter(prefix="/v1/responses", tags=["responses"])
+# Rows an API crash left behind (the API deletes each once counted) go after a day.
+STALE_AFTER_S = 86_400
+
+
+async def _count(temporal: Client, settings: Settings, inp: CountInputTokensInput) -> int:
+    try:
+        return await temporal.execute_workflow(
+            CountInputTokensWorkflow.run,
+            inp,
+            id=new_id("count"),
+            task_queue=settings.runs_task_queue,
+            execution_timeout=COUNT_WORKFLOW_TIMEOUT,
+        )
+    except WorkflowFailureError as exc:
+        cause = getattr(exc.cause, "cause", None)  # WorkflowFailure <- ActivityError <- ApplicationError
+        if isinstance(cause, ApplicationError) and cause.type == "InvalidRequest":
+            raise bad_request(cause.message, "input") from None
+        raise APIError(500, "Counting the input tokens failed.", type="server_error") from exc
+    except RPCError as exc:
+        raise APIError(503, "The inference service is unavailable.", type="server_error") from exc
+
+
+async def _forget(pool: DbPool, request_id: str) -> None:
+    async with pool.connection() as conn:
+        await conn.execute(
+            "DELETE FROM input_token_counts WHERE id = %s OR created_at < %s",
+            (request_id, now() - STALE_AFTER_S),
+        )
+
+
+@router.post("/input_tokens")
+async def count_input_tokens(
+    body: InputTokensCount, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings
+) -> dict[str, Any]:
+    create = body.as_create()
+    prev, thread = await thread_for(pool, project, create.previous_response_id, create.conversation_id)
+    model = create.model or (prev["model"] if prev else None)
+    if not model:
+        raise bad_request("model is required.", "model", "missing_required_parameter")
+    check_model(settings, model)
+    items, system = count_items(create.input)
+    options = run_options(create, model, system)
+    stores = vector_store_ids(create)
+    for sid in stores:
+        if await objects.get(pool, "vector_stores", project, sid) is None:
+            raise not_found("vector store", sid, "tools")
+    request = {
+        "model": model,
+        "thread_id": thread["id"] if thread else None,
+        "instructions": options.instructions,
+        "tools": [dump(t) for t in options.tools or []],
+        # As create_run_with writes them into the run (api/run_start.py).
+        "tool_choice": (
+            options.tool_choice if isinstance(options.tool_choice, str) else dump(options.tool_choice)
+        )
+        or "auto",
+        "response_format": response_format_value(options.response_format)
+        if options.response_format is not None
+        else "auto",
+        "reasoning_effort": options.reasoning_effort,
+        "vector_store_ids": stores,
+        "items": items,
+    }
+    request_id = new_id("count")
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO input_token_counts (id, project_id, created_at, data) VALUES (%s, %s, %s, %s)",
+            (request_id, project, now(), Jsonb(request)),
+        )
+    try:
+        inp = CountInputTokensInput(project, request_id, settings.inference_task_queue)
+        tokens = await _count(temporal, settings, inp)
+    finally:
+        await _forget(pool, request_id)
+    return {"object": "response.input_tokens", "input_tokens": tokens}
