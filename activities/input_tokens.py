@@ -66,8 +66,9 @@ class InputTokenCounting:
         if system:
             messages.append(ChatMessage(role="system", content=system))
         if req.get("thread_id"):
+            budget = context_tokens * CHARS_PER_TOKEN
             messages += await thread_history(
-                self.pool, req["thread_id"], "", context_tokens * CHARS_PER_TOKEN, None
+                self.pool, req["thread_id"], "", budget, None, req.get("until_seq")
             )
         messages += [_item_message(i) for i in req.get("items") or []]
         return TurnContext(

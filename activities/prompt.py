@@ -121,14 +121,19 @@ async def system_prompt(pool: DbPool, run: dict[str, Any], project_id: str) -> s
 
 
 async def thread_history(
-    pool: DbPool, thread_id: str, run_id: str, char_budget: int, last_messages: int | None
+    pool: DbPool,
+    thread_id: str,
+    run_id: str,
+    char_budget: int,
+    last_messages: int | None,
+    until_seq: int | None = None,
 ) -> list[ChatMessage]:
-    """The thread's completed messages (not this run's own answers), oldest first, read
-    newest-first until `char_budget` is spent or `last_messages` are read. The newest message is
-    always kept (the caller decides whether it fits)."""
+    """The thread's completed messages (not this run's own answers; none after `until_seq`),
+    oldest first, read newest-first until `char_budget` is spent or `last_messages` are read. The
+    newest message is always kept (the caller decides whether it fits)."""
     newest_first: list[ChatMessage] = []
     spent = 0
-    before: int | None = None
+    before: int | None = None if until_seq is None else until_seq + 1
     batch = _FIRST_BATCH
     limit = last_messages
     async with pool.connection() as conn:

@@ -167,6 +167,14 @@ async def response_object(pool: DbPool, resp: dict[str, Any], run: dict[str, Any
     return out
 
 
+def _tool_echo(tool: dict[str, Any]) -> dict[str, Any]:
+    """A request's tool as the response shows it: a function tool with every field of the
+    official FunctionTool (`description`, `parameters`, `strict` null when not given)."""
+    if tool.get("type") != "function":
+        return tool
+    return {"description": None, "parameters": None, "strict": None, **tool}
+
+
 def request_fields(body: Any, model: str) -> dict[str, Any]:
     """What a response echoes of its request (the official object's fields)."""
     fmt = (body.text or {}).get("format") or {"type": "text"}
@@ -174,7 +182,7 @@ def request_fields(body: Any, model: str) -> dict[str, Any]:
         "object": "response",
         "model": model,
         "instructions": body.instructions,
-        "tools": body.tools or [],
+        "tools": [_tool_echo(t) for t in body.tools or []],
         "tool_choice": body.tool_choice or "auto",
         "parallel_tool_calls": True if body.parallel_tool_calls is None else body.parallel_tool_calls,
         "text": {"format": fmt},

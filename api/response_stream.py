@@ -16,6 +16,7 @@ from api.sse_hub import RunEventHub
 from assistants.db.pool import Pool as DbPool
 
 FINAL_EVENTS = {"completed": "response.completed", "incomplete": "response.incomplete"}
+BUILTIN_CALLS = ("file_search", "code_interpreter")
 
 
 def _parse(chunk: bytes) -> tuple[str, Any] | None:
@@ -89,16 +90,60 @@ class Translator:
             ("response.output_item.done", {"output_index": i, "item": item}),
         ]
 
+    def _builtin_started(self, call: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """A file_search / code_interpreter call the model began: its item, in progress."""
+        item = call_item(call, False)
+        if item is None or item["id"] in self.index:
+            return []
+        item = {**item, "code": ""} if item["type"] == "code_interpreter_call" else item
+        i = self._add(item)
+        where = {"item_id": item["id"], "output_index": i}
+        out = [
+            ("response.output_item.added", {"output_index": i, "item": item}),
+            (f"response.{item['type']}.in_progress", where),
+        ]
+        if item["type"] == "file_search_call":
+            out.append(("response.file_search_call.searching", where))
+        return out
+
+    def _code_delta(self, call: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        out = self._builtin_started(call)
+        piece = (call.get("code_interpreter") or {}).get("input") or ""
+        if piece:
+            self.texts[call["id"]] = self.texts.get(call["id"], "") + piece
+            where = {"item_id": call["id"], "output_index": self.index[call["id"]]}
+            out.append(("response.code_interpreter_call_code.delta", {**where, "delta": piece}))
+        return out
+
+    def _builtin_done(self, call: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """The call ran (the step completed): its remaining parts, then the item, done."""
+        out = self._builtin_started(call)
+        item = call_item(call, True)
+        assert item is not None
+        where = {"item_id": item["id"], "output_index": self.index[item["id"]]}
+        if item["type"] == "code_interpreter_call":
+            sent = self.texts.get(item["id"], "")
+            rest = item["code"][len(sent) :] if item["code"].startswith(sent) else ""
+            if rest:
+                out.append(("response.code_interpreter_call_code.delta", {**where, "delta": rest}))
+            out += [
+                ("response.code_interpreter_call_code.done", {**where, "code": item["code"]}),
+                ("response.code_interpreter_call.interpreting", where),
+            ]
+        out += [
+            (f"response.{item['type']}.completed", where),
+            ("response.output_item.done", {"output_index": where["output_index"], "item": item}),
+        ]
+        return out
+
     def _tool_item(self, item: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         i = self._add(item)
-        if item["type"] != "function_call":
-            return [
-                ("response.output_item.added", {"output_index": i, "item": item}),
-                ("response.output_item.done", {"output_index": i, "item": item}),
-            ]
         where = {"item_id": item["id"], "output_index": i}
         return [
-            ("response.output_item.added", {"output_index": i, "item": {**item, "arguments": ""}}),
+            (
+                "response.output_item.added",
+                {"output_index": i, "item": {**item, "arguments": "", "status": "in_progress"}},
+            ),
             ("response.function_call_arguments.delta", {**where, "delta": item["arguments"]}),
             (
                 "response.function_call_arguments.done",
@@ -114,10 +159,22 @@ class Translator:
             return self._message_delta(data)
         if event in ("thread.message.completed", "thread.message.incomplete"):
             return self._message_done(data)
+        calls = (data.get("step_details") or (data.get("delta") or {}).get("step_details") or {}).get(
+            "tool_calls"
+        )
+        builtin = [c for c in calls or [] if c.get("type") in BUILTIN_CALLS]
+        if event == "thread.run.step.created":
+            return [e for c in builtin for e in self._builtin_started(c)]
+        if event == "thread.run.step.delta":
+            return [
+                e
+                for c in builtin
+                for e in (
+                    self._code_delta(c) if c["type"] == "code_interpreter" else self._builtin_started(c)
+                )
+            ]
         if event == "thread.run.step.completed":
-            calls = (data.get("step_details") or {}).get("tool_calls") or []
-            items = [call_item(c, True) for c in calls if c.get("type") != "function"]
-            return [e for item in items if item is not None for e in self._tool_item(item)]
+            return [e for c in builtin for e in self._builtin_done(c)]
         if event == "thread.run.requires_action":
             calls = data["required_action"]["submit_tool_outputs"]["tool_calls"]
             return [e for c in calls for e in self._tool_item(call_item(c, True) or {})]

@@ -135,3 +135,25 @@ def test_reasoning_effort_becomes_the_runs(client: openai.OpenAI, model_name: st
     with pytest.raises(openai.BadRequestError) as e:
         client.responses.create(model=model_name, input="Hi.", reasoning={"effort": "extreme"})  # type: ignore[typeddict-item]
     assert e.value.body["param"] == "reasoning.effort"  # type: ignore[index]
+
+
+def test_two_responses_continuing_one_previous_response_fork(client: openai.OpenAI, model_name: str) -> None:
+    """previous_response_id continues the conversation as it stood at that response: a second
+    response continuing r1 (after r2 already did) reads nothing of r2's branch. The counts show it:
+    r3's prompt is exactly what continuing r1 counted before r2 existed."""
+    r1 = client.responses.create(model=model_name, input="My name is Ada.", temperature=0, max_output_tokens=16)
+    question = {"model": model_name, "previous_response_id": r1.id, "input": "What is my name?"}
+    before_r2 = _count(client, **question)
+    r2 = client.responses.create(
+        model=model_name,
+        previous_response_id=r1.id,
+        input="I live in a lighthouse on a small island, far out at sea.",
+        temperature=0,
+        max_output_tokens=16,
+    )
+    assert _count(client, **question) == before_r2  # r2's branch is not r1's conversation
+    assert _used(client, **question) == before_r2  # r3, continuing r1, reads what r1 saw
+    on_r2 = {"model": model_name, "previous_response_id": r2.id, "input": "What is my name?"}
+    n_on_r2 = _count(client, **on_r2)
+    assert n_on_r2 > before_r2  # r2's branch holds its own turn as well
+    assert _used(client, **on_r2) == n_on_r2

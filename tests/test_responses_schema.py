@@ -81,3 +81,24 @@ def test_response_objects_have_the_open_responses_required_fields(
     assert len(finals) == 3  # created, in_progress, completed/incomplete
     for resp in finals:
         _check(resp)
+
+
+def test_function_tools_are_echoed_with_every_function_tool_field(
+    client: openai.OpenAI, api_key: str, model_name: str
+) -> None:
+    """The schema's FunctionTool requires `type`, `name`, `description`, `parameters` and `strict`
+    (the last three nullable): a tool sent with only a name is echoed with all of them."""
+    body = {
+        "model": model_name,
+        "input": "Say hello.",
+        "max_output_tokens": 16,
+        "tool_choice": "none",
+        "tools": [{"type": "function", "name": "noop"}],
+    }
+    headers = {"Authorization": f"Bearer {api_key}"}
+    with httpx.Client(base_url=str(client.base_url), headers=headers, timeout=120) as http:
+        resp = http.post("responses", json=body)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["tools"] == [
+        {"type": "function", "name": "noop", "description": None, "parameters": None, "strict": None}
+    ]

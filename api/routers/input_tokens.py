@@ -17,6 +17,7 @@ from temporalio.service import RPCError
 
 from api.deps import AppSettings, Pool, Project, Temporal
 from api.errors import APIError, bad_request, not_found
+from api.response_fork import fork_point
 from api.response_input import count_items, run_options, vector_store_ids
 from api.response_lookup import thread_for
 from api.routers.assistants import check_model
@@ -76,9 +77,11 @@ async def count_input_tokens(
     for sid in stores:
         if await objects.get(pool, "vector_stores", project, sid) is None:
             raise not_found("vector store", sid, "tools")
+    until = await fork_point(pool, prev) if prev is not None and thread is not None else None
     request = {
         "model": model,
         "thread_id": thread["id"] if thread else None,
+        "until_seq": until,  # a response continuing `prev` would read its thread up to here
         "instructions": options.instructions,
         "tools": [dump(t) for t in options.tools or []],
         # As create_run_with writes them into the run (api/run_start.py).

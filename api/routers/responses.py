@@ -19,6 +19,7 @@ from starlette.responses import StreamingResponse
 from api.conversation_items import message_item, output_item_id, page_of
 from api.deps import AppSettings, Listing, Pool, Project, Temporal
 from api.errors import APIError, bad_request, not_found
+from api.response_fork import fork_point, fork_thread
 from api.response_input import ParsedInput, parse_input, run_options, vector_store_ids
 from api.response_lookup import require_response, thread_for
 from api.response_objects import input_item_view, output_items, request_fields, response_object
@@ -237,6 +238,10 @@ async def create_response(
     if body.store is False and body.background:
         raise bad_request("background=true requires store=true.", "background")
     base = {"id": new_id("resp"), "created_at": now(), **request_fields(body, model)}
+    if prev is not None and thread is not None and not parsed.outputs:
+        until = await fork_point(pool, prev)
+        if until is not None:  # the previous response's thread moved on: continue a copy
+            thread = await fork_thread(pool, project, thread, until)
     if parsed.outputs:
         resp = await _continue_run(pool, temporal, project, thread, parsed, base)
     else:
