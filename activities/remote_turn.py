@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import time
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 from activities.images import has_images, no_images_message
 from activities.llm import remote, toolcalls
 from activities.turn_stream import MessageStream, ToolStepStream
+from assistants import metrics
 from assistants.db.pool import Pool as DbPool
 from assistants.ids import derived_id
 from assistants.model_providers import RemoteModel
@@ -107,15 +109,18 @@ class RemoteTurn:
         step: ToolStepStream | None = None
         first: ToolCall | None = None
         starting: asyncio.Task[None] | None = None
+        t_first: float | None = None  # the first generated text or call, for TTFT
 
         def on_text(piece: str) -> None:
-            nonlocal texted
+            nonlocal texted, t_first
+            t_first = t_first or time.perf_counter()
             if first is None:  # text after a call started stays out of the stream (and the message)
                 texted = True
                 stream.push(piece)
 
         def on_call(index: int, call: remote.RemoteCall, piece: str) -> None:
-            nonlocal step, first, starting
+            nonlocal step, first, starting, t_first
+            t_first = t_first or time.perf_counter()
             if index != 0 or not call.name:
                 return
             if first is None:
@@ -131,9 +136,11 @@ class RemoteTurn:
             if piece:
                 step.push(piece)  # type: ignore[union-attr]
 
+        t0 = time.perf_counter()
         try:
             try:
                 result = await remote.stream_chat(self.client, model, body, on_text, on_call)
+                total_s = time.perf_counter() - t0
             finally:
                 stream.close()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -144,6 +151,8 @@ class RemoteTurn:
                     await step.flush()
         except remote.UpstreamRejected as exc:
             raise _reject(str(exc)) from None
+        first_token_s = None if t_first is None else t_first - t0
+        metrics.observe_generation(inp.model, first_token_s, total_s, result.completion_tokens)
         calls = self._calls(inp, result, body)
         text = stream.emitted if calls else result.text
         rest = text[len(stream.emitted) :] if text.startswith(stream.emitted) else ""

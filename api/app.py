@@ -45,6 +45,7 @@ from assistants.db.pool import open_pool
 from assistants.keyring import load_keyring
 from assistants.settings import Settings, get_settings
 from assistants.temporal_client import connect_temporal
+from assistants.tracing import configure as configure_tracing
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(LogContextMiddleware)  # every line of a run-scoped request carries its ids
     app.add_middleware(MetricsMiddleware)  # outermost: counts what the body limit refuses too
+    if configure_tracing(settings, "api"):  # before the lifespan opens the pool
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        # One server span per request; none per ASGI message (an SSE stream sends thousands).
+        FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
 
     # runs before threads: POST /v1/threads/runs must not match POST /v1/threads/{thread_id}.
     for router in (

@@ -1,4 +1,5 @@
-"""The API's metrics: requests by route template, and active runs read from Postgres at scrape time.
+"""The API's metrics: requests by route template, and active runs and the ingestion backlog read
+from Postgres at scrape time.
 
 The middleware counts a request when its response starts (a stream's headers), so a long SSE
 stream is counted once, at once; it holds `assistants_sse_streams_open` up while the stream lasts.
@@ -9,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistants import metrics
 from assistants.db.pool import Pool as DbPool
-from assistants.objects import ACTIVE_RUN_STATUSES
+from assistants.objects import ACTIVE_RUN_SQL, ACTIVE_RUN_STATUSES
 from assistants.settings import Settings
 
 UNMATCHED = "<unmatched>"  # no route (404s, bodies refused before routing): one label, not the raw path
@@ -65,41 +67,74 @@ def _route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else UNMATCHED
 
 
-def active_runs_collector(pool: DbPool, loop: asyncio.AbstractEventLoop) -> metrics.GaugeCollector:
-    """`assistants_runs_active{status}`: every active status, 0 included, read when scraped.
-    The scrape runs on the metrics server's thread; the query runs on the app's loop and pool."""
+# Gauges of shared state, read from Postgres at each scrape: {name: (help, labels)}.
+STATE_GAUGES = {
+    "assistants_runs_active": ("Runs in an active status now (all projects), by status", ["status"]),
+    "assistants_runs_oldest_active_seconds": (
+        "Age of the oldest run in each active status (0 when none), by status",
+        ["status"],
+    ),
+    "assistants_ingestion_backlog": ("Vector store files awaiting ingestion (in_progress) now", []),
+    "assistants_ingestion_oldest_seconds": (
+        "Age of the oldest vector store file awaiting ingestion (0 when none)",
+        [],
+    ),
+}
 
-    async def query() -> dict[tuple[str, ...], float]:
+
+async def read_state(conn: Any, now: float) -> dict[str, dict[tuple[str, ...], float]]:
+    """Active runs per status and the ingestion backlog, each with its oldest item's age."""
+    runs = await (
+        await conn.execute(
+            f"SELECT status, count(*) AS n, min(created_at) AS oldest FROM runs WHERE {ACTIVE_RUN_SQL}"
+            " GROUP BY status"
+        )
+    ).fetchall()
+    files = await (
+        await conn.execute(
+            "SELECT count(*) AS n, min(created_at) AS oldest FROM vector_store_files"
+            " WHERE status = 'in_progress'"
+        )
+    ).fetchone()
+    active: dict[tuple[str, ...], float] = {(s,): 0.0 for s in ACTIVE_RUN_STATUSES}
+    oldest = dict(active)
+    for r in runs:
+        active[(r["status"],)] = float(r["n"])
+        oldest[(r["status"],)] = max(0.0, now - r["oldest"])
+    return {
+        "assistants_runs_active": active,
+        "assistants_runs_oldest_active_seconds": oldest,
+        "assistants_ingestion_backlog": {(): float(files["n"])},
+        "assistants_ingestion_oldest_seconds": {
+            (): 0.0 if files["oldest"] is None else max(0.0, now - files["oldest"])
+        },
+    }
+
+
+def state_collector(pool: DbPool, loop: asyncio.AbstractEventLoop) -> metrics.GaugeCollector:
+    """STATE_GAUGES, every active status included (0 when none), read when scraped.
+    The scrape runs on the metrics server's thread; the queries run on the app's loop and pool."""
+
+    async def query() -> dict[str, dict[tuple[str, ...], float]]:
         async with pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    "SELECT status, count(*) AS n FROM runs WHERE status = ANY(%s) GROUP BY status",
-                    (list(ACTIVE_RUN_STATUSES),),
-                )
-            ).fetchall()
-        counts: dict[tuple[str, ...], float] = {(s,): 0.0 for s in ACTIVE_RUN_STATUSES}
-        counts.update({(r["status"],): float(r["n"]) for r in rows})
-        return counts
+            return await read_state(conn, time.time())
 
     def read() -> dict[str, dict[tuple[str, ...], float]]:
         future = asyncio.run_coroutine_threadsafe(query(), loop)
         try:
-            return {"assistants_runs_active": future.result(SCRAPE_QUERY_TIMEOUT_S)}
+            return future.result(SCRAPE_QUERY_TIMEOUT_S)
         finally:
             future.cancel()  # no-op when done; a slow query does not outlive the scrape
 
-    return metrics.GaugeCollector(
-        {"assistants_runs_active": ("Runs in an active status now (all projects), by status", ["status"])},
-        read,
-    )
+    return metrics.GaugeCollector(STATE_GAUGES, read)
 
 
 def start(pool: DbPool, host: str, port: int) -> Callable[[], None] | None:
-    """Serve this API process's /metrics (with the active-runs gauge); returns its stop.
+    """Serve this API process's /metrics (with the state gauges); returns its stop.
     None when port is 0 (off)."""
     if not port:
         return None
-    unregister = metrics.register(active_runs_collector(pool, asyncio.get_running_loop()))
+    unregister = metrics.register(state_collector(pool, asyncio.get_running_loop()))
     stop_server = metrics.serve_metrics(host, port)
 
     def stop() -> None:

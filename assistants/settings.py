@@ -56,6 +56,17 @@ class Settings(BaseSettings):
     # a line, with the run's ids (run_id, thread_id, project_id, workflow_id) within a run.
     log_format: Literal["text", "json"] = "text"
 
+    # OpenTelemetry traces of every process (assistants/tracing.py; issue 17), off by default:
+    # request -> workflow -> activities -> their Postgres and HTTP calls, exported over OTLP/HTTP
+    # to OTEL_EXPORTER_OTLP_ENDPOINT (the SDK's default, http://localhost:4318, when unset).
+    otel_enabled: bool = False
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_ENDPOINT", "ASSISTANTS_OTEL_EXPORTER_OTLP_ENDPOINT"
+        ),
+    )
+
     # --- Per-project quotas and rate limits (api/limits.py; issue 12). 0 = off. ----------------
     project_requests_per_minute: int = Field(default=3000, ge=0)  # authenticated requests (429)
     project_max_active_runs: int = Field(default=100, ge=0)  # queued..cancelling at once (429)

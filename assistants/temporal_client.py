@@ -1,4 +1,5 @@
-"""The one way to connect a Temporal client: with the payload codec of this process's keys.
+"""The one way to connect a Temporal client: with the payload codec of this process's keys (and
+the tracing interceptor when traces are on).
 
 API, workers, the stack's readiness probe, tests and benches all connect here, so no process
 writes unencrypted payloads (or fails to read encrypted ones) by having connected without it.
@@ -13,6 +14,7 @@ from temporalio.client import Client
 from assistants.codec import data_converter
 from assistants.keyring import load_keyring
 from assistants.settings import Settings
+from assistants.tracing import temporal_interceptors
 
 log = logging.getLogger(__name__)
 
@@ -30,5 +32,8 @@ async def connect_temporal(
             "no ASSISTANTS_PAYLOAD_KEY and no key file in the data dir: Temporal payloads are not encrypted"
         )
     return await Client.connect(
-        target, namespace=namespace or settings.temporal_namespace, data_converter=data_converter(keyring)
+        target,
+        namespace=namespace or settings.temporal_namespace,
+        data_converter=data_converter(keyring),
+        interceptors=temporal_interceptors(settings),  # traces, when on: workers inherit them
     )

@@ -34,7 +34,7 @@ else
 fi
 
 # Each of these is idempotent and quick when there is nothing to do.
-for extra in scripts/setup_sandbox.sh scripts/setup_browser.sh scripts/setup_vllm.sh; do
+for extra in scripts/setup_sandbox.sh scripts/setup_browser.sh scripts/setup_vllm.sh scripts/setup_prometheus.sh; do
   if [[ -f "$extra" ]]; then
     log "running $extra"
     bash "$extra"

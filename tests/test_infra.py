@@ -5,6 +5,7 @@ wired to the remote model provider. Static: no Docker, no network."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -319,3 +320,80 @@ def test_dockerfile_pins_torch() -> None:
     text = (INFRA / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim", text, re.M)
     assert re.search(r"torch==\$\{TORCH_VERSION\}", text) and "ARG TORCH_VERSION=2.13.0" in text
+
+
+# --- monitoring (Prometheus, Grafana; tests/test_dashboard.py runs them for real) ----------------
+PROMETHEUS_DIR = INFRA / "prometheus"
+GRAFANA = INFRA / "grafana"
+DASHBOARD = GRAFANA / "dashboards" / "assistants.json"
+README = ROOT / "README.md"
+APP_ROLES = ("api", "worker-runs", "worker-inference")
+
+
+def mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """Bind mounts of a Compose service: container path -> host path (relative to the file)."""
+    out = {}
+    for volume in service.get("volumes", []):
+        source, target = str(volume).split(":")[:2]
+        if source.startswith("."):
+            out[target] = (COMPOSE.parent / source).resolve()
+    return out
+
+
+def test_compose_runs_prometheus_and_grafana_on_the_committed_files(compose) -> None:
+    services = compose["services"]
+    prom, grafana = services["prometheus"], services["grafana"]
+    assert str(prom["image"]).startswith("prom/prometheus:")
+    assert str(grafana["image"]).startswith("grafana/grafana:")
+    # Prometheus reads the committed config and rules (the config names the rules relative to itself).
+    config_arg = next(a for a in prom["command"] if a.startswith("--config.file="))
+    config_path = Path(config_arg.split("=", 1)[1])
+    assert mounts(prom)[str(config_path.parent)] == PROMETHEUS_DIR
+    config = yaml.safe_load((PROMETHEUS_DIR / config_path.name).read_text())
+    for rules in config["rule_files"]:
+        assert (PROMETHEUS_DIR / rules).is_file(), rules
+    # Grafana: provisioning and the dashboards folder, where the provider looks for them.
+    gmounts = mounts(grafana)
+    assert gmounts["/etc/grafana/provisioning"] == GRAFANA / "provisioning"
+    provider = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "assistants.yml").read_text())
+    (path,) = [p["options"]["path"] for p in provider["providers"]]
+    assert gmounts[path] == DASHBOARD.parent
+    (datasource,) = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
+    port = next(int(p.split(":")[-1]) for p in prom["ports"])
+    assert datasource["url"] == f"http://prometheus:{port}" and datasource["type"] == "prometheus"
+    dashboard = json.loads(DASHBOARD.read_text())
+    (variable,) = [v for v in dashboard["templating"]["list"] if v["type"] == "datasource"]
+    assert variable["current"]["value"] == datasource["uid"]
+    # Like the Temporal UI: published on this host only.
+    for service in (prom, grafana):
+        assert all(str(p).startswith("127.0.0.1:") for p in service["ports"])
+
+
+def test_prometheus_scrapes_every_app_process(compose, monkeypatch) -> None:
+    services = compose["services"]
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    scraped: dict[str, set[tuple[str, int]]] = {}
+    for job in config["scrape_configs"]:
+        for sd in job["dns_sd_configs"]:
+            assert set(sd["names"]) <= set(services), sd  # Compose service names
+            scraped.setdefault(job["job_name"], set()).update((n, int(sd["port"])) for n in sd["names"])
+    for role in APP_ROLES:
+        settings = settings_from(compose_env(services[role]), monkeypatch)
+        assert settings.metrics_host == "0.0.0.0", role  # reachable from the prometheus container
+        assert settings.metrics_port and settings.temporal_metrics_port, role
+        assert scraped[role] == {(role, settings.metrics_port)}  # the dashboard's `job` is the role
+        assert (role, settings.temporal_metrics_port) in scraped["temporal-sdk"]
+        assert "ports" not in services[role]  # metrics stay on the compose network
+
+
+def test_dashboard_shows_every_documented_metric() -> None:
+    """Each `assistants_*` metric of README "Metrics" is in some panel's query."""
+    section = README.read_text().split("### Metrics", 1)[1].split("\n### ", 1)[0]
+    documented = set(re.findall(r"^\| `(assistants_[a-z_]+)`", section, re.M))
+    assert len(documented) >= 20
+    exprs = " ".join(
+        t["expr"] for p in json.loads(DASHBOARD.read_text())["panels"] for t in p.get("targets", [])
+    )
+    assert not [m for m in sorted(documented) if m not in exprs]

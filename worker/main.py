@@ -22,7 +22,8 @@ from assistants.keyring import load_keyring
 from assistants.logjson import RunLogContext, configure_logging
 from assistants.settings import Settings, get_settings
 from assistants.temporal_client import connect_temporal
-from worker.metrics import ActivityMetrics, engine_collector
+from assistants.tracing import configure as configure_tracing
+from worker.metrics import ActivityMetrics, engine_collector, sandbox_collector
 
 log = logging.getLogger("assistants.worker")
 
@@ -40,10 +41,17 @@ def _retrieval_activities(pool, settings: Settings):  # type: ignore[no-untyped-
     from activities.embeddings import shared_embedder
     from activities.parsing import ParseLimits
     from activities.retrieval import RetrievalActivities
+    from assistants.db.search_sql import SearchTuning
     from assistants.storage import make_storage
 
     embedder = shared_embedder(settings.embedding_model, settings.embedding_batch_size)
-    return RetrievalActivities(pool, make_storage(settings), embedder, ParseLimits.from_settings(settings))
+    return RetrievalActivities(
+        pool,
+        make_storage(settings),
+        embedder,
+        ParseLimits.from_settings(settings),
+        SearchTuning.from_settings(settings),
+    )
 
 
 def _tool_activities(pool, settings: Settings, retrieval):  # type: ignore[no-untyped-def]
@@ -71,6 +79,8 @@ def _runs_worker(client: Client, pool, settings: Settings) -> Worker:  # type: i
     reconcile = ReconcileActivities(pool, client, announcer, settings)
     retrieval = _retrieval_activities(pool, settings)
     tools = _tool_activities(pool, settings, retrieval)
+    if settings.metrics_port:
+        metrics.register(sandbox_collector(tools.sessions))
     # Lives as long as the process (the worker's lifetime owns it, like the pool).
     webhooks = WebhookActivities(
         pool, make_http_client(settings), settings.webhooks_may_reach_private, load_keyring(settings)
@@ -131,12 +141,14 @@ async def _main(queues: list[str]) -> None:
     if not settings.database_url:
         raise SystemExit("DATABASE_URL is not set")
     await asyncio.to_thread(apply_migrations, settings.database_url)
+    wanted = {"runs", "inference"} if "all" in queues else set(queues)
+    # Before the pool opens (psycopg is instrumented at connect): `worker-runs`, `worker-inference`.
+    configure_tracing(settings, "-".join(["worker", *sorted(wanted)]))
     # Before the client connects: the Temporal SDK reports to the default runtime.
     metrics.temporal_runtime(settings.metrics_host, settings.temporal_metrics_port)
     stop_metrics = metrics.serve_metrics(settings.metrics_host, settings.metrics_port)
     client = await _connect(settings)
     pool = await open_pool(settings.database_url, max_size=20)
-    wanted = {"runs", "inference"} if "all" in queues else set(queues)
     workers = []
     if "runs" in wanted:
         from worker.schedules import ensure_reconcile_schedule

@@ -1,5 +1,6 @@
 """A worker's metrics: activity attempts and failures (an interceptor on every worker of the
-process), and the inference engines' batch gauges, read at scrape time."""
+process), and gauges read at scrape time: the inference engines' batch and KV cache, the runs
+worker's sandbox sessions."""
 
 from __future__ import annotations
 
@@ -43,12 +44,14 @@ def engine_collector(registry: Any) -> metrics.GaugeCollector:
             "assistants_engine_batch_size": {},
             "assistants_engine_waiting_requests": {},
             "assistants_engine_max_batch_size": {},
+            "assistants_engine_kv_cache_bytes": {},
         }
         for name in registry.loaded():
             stats = registry.get(name).engine.stats()
             out["assistants_engine_batch_size"][(name,)] = stats["running"]
             out["assistants_engine_waiting_requests"][(name,)] = stats["waiting"]
             out["assistants_engine_max_batch_size"][(name,)] = stats["max_batch_size"]
+            out["assistants_engine_kv_cache_bytes"][(name,)] = stats["kv_cache_bytes"]
         return out
 
     return metrics.GaugeCollector(
@@ -56,6 +59,31 @@ def engine_collector(registry: Any) -> metrics.GaugeCollector:
             "assistants_engine_batch_size": ("Sequences in the engine's running batch now", ["model"]),
             "assistants_engine_waiting_requests": ("Requests queued for the engine's batch now", ["model"]),
             "assistants_engine_max_batch_size": ("The engine's batch size limit", ["model"]),
+            "assistants_engine_kv_cache_bytes": (
+                "Bytes of keys and values held by the engine's batch cache now",
+                ["model"],
+            ),
+        },
+        read,
+    )
+
+
+def sandbox_collector(sessions: Any) -> metrics.GaugeCollector:
+    """`assistants_sandbox_sessions_open` and `_max` of this runs worker (SandboxSessions)."""
+
+    def read() -> dict[str, dict[tuple[str, ...], float]]:
+        return {
+            "assistants_sandbox_sessions_open": {(): sessions.open_count()},
+            "assistants_sandbox_sessions_max": {(): sessions.max_sessions},
+        }
+
+    return metrics.GaugeCollector(
+        {
+            "assistants_sandbox_sessions_open": ("Code-interpreter sandboxes this worker holds open now", []),
+            "assistants_sandbox_sessions_max": (
+                "This worker's sandbox limit (ASSISTANTS_SANDBOX_MAX_SESSIONS)",
+                [],
+            ),
         },
         read,
     )

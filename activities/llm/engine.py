@@ -176,6 +176,7 @@ class Engine:
         self._cache: Any = None
         self._mask: torch.Tensor | None = None  # [rows, cache_len], 1 = real token
         self.steps = 0  # decode forwards run (observability, tests)
+        self.kv_cache_bytes = 0  # held by the batch's KV cache, set when it changes (observability)
 
     # ---- public API ---------------------------------------------------------------------
 
@@ -218,6 +219,7 @@ class Engine:
             "running": len(self._rows),
             "waiting": len(self._waiting),
             "max_batch_size": self.max_batch_size,
+            "kv_cache_bytes": self.kv_cache_bytes,
         }
 
     def close(self, timeout: float | None = 30.0) -> None:
@@ -355,6 +357,7 @@ class Engine:
             **{self._cache_kw: self._cache},
         )
         self._cache = _out_cache(out)
+        self.kv_cache_bytes = _cache_bytes(self._cache)
         self.steps += 1
         self._sample_and_advance(out.logits[:, -1, :].float(), list(rows))
 
@@ -369,6 +372,7 @@ class Engine:
                 )
         if self._cache is None or not self._rows:
             self._cache, self._mask, self._rows = cache, mask, list(group)
+            self.kv_cache_bytes = _cache_bytes(cache)
             return
         assert self._mask is not None
         old_len, new_len = self._mask.shape[1], mask.shape[1]
@@ -383,6 +387,7 @@ class Engine:
             )
         self._mask = torch.cat([F.pad(self._mask, (pad_old, 0)), F.pad(mask, (pad_new, 0))], dim=0)
         self._rows = self._rows + list(group)
+        self.kv_cache_bytes = _cache_bytes(self._cache)
 
     def _retire(self) -> None:
         """Drop finished rows from the cache, then padding columns no row needs any more."""
@@ -401,9 +406,11 @@ class Engine:
             layer.keys = layer.keys.index_select(0, index)[:, :, lead:]
             layer.values = layer.values.index_select(0, index)[:, :, lead:]
         self._mask = self._mask[:, lead:]
+        self.kv_cache_bytes = _cache_bytes(self._cache)
 
     def _reset_batch(self) -> None:
         self._rows, self._cache, self._mask = [], None, None
+        self.kv_cache_bytes = 0
 
     # ---- sampling and per-row bookkeeping ------------------------------------------------
 
@@ -495,6 +502,18 @@ class Engine:
 def _out_cache(out: Any) -> Any:
     cache = getattr(out, "cache", None)
     return cache if cache is not None else out.past_key_values
+
+
+def _cache_bytes(cache: Any) -> int:
+    """Bytes held by the keys and values of a batch cache (padding columns included)."""
+    if cache is None:
+        return 0
+    return sum(
+        t.numel() * t.element_size()
+        for layer in cache.layers
+        for t in (layer.keys, layer.values)
+        if t is not None
+    )
 
 
 def _sample(

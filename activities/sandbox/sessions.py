@@ -172,6 +172,11 @@ class SandboxSessions:
             await self.close(thread_id)
         return idle
 
+    def open_count(self) -> int:
+        """Live sandboxes this worker holds now. Safe to call from another thread (a scrape):
+        the values are copied in one step under the GIL."""
+        return sum(1 for s in list(self._sessions.values()) if s.sandbox is not None)
+
     def __contains__(self, thread_id: str) -> bool:
         s = self._sessions.get(thread_id)
         return s is not None and s.sandbox is not None
