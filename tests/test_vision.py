@@ -130,6 +130,7 @@ def test_two_images_in_one_message(client: openai.OpenAI) -> None:
 def failure(run: Any) -> str:
     assert run.status == "failed", run.status
     assert run.last_error is not None
+    assert run.last_error.code == "invalid_prompt"  # the request's fault, not the server's
     return str(run.last_error.message)
 
 

@@ -23,7 +23,7 @@ from tests.workflow_scenarios import (
     scenarios,
     wait_for,
 )
-from workflows.run import HISTORY_BY_REFERENCE, RunWorkflow
+from workflows.run import HISTORY_BY_REFERENCE, INVALID_PROMPT_CODE, RunWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 # What a run's history may weigh on any path: ids and counts only, whatever the thread holds.
@@ -92,6 +92,7 @@ async def test_every_path_ends_in_its_status(env: WorkflowEnvironment) -> None:
         "file_search": ["completed"],
         "multi_turn": ["completed"],
         "failure": ["failed"],
+        "invalid_request": ["failed"],
     }
     assert set(expected) == set(scenarios())
     for name, statuses in expected.items():
@@ -102,6 +103,12 @@ async def test_every_path_ends_in_its_status(env: WorkflowEnvironment) -> None:
     assert [b.by_reference for b in fake.builtin] == [True]
     fake, _ = await _scenario(env, "failure")
     assert fake.finished[0].error_message == "the model is gone"
+    assert fake.finished[0].error_code == "server_error"
+    fake, _ = await _scenario(env, "invalid_request")  # the client's error, not the server's
+    assert (fake.finished[0].error_code, fake.finished[0].error_message) == (
+        "invalid_prompt",
+        "the model takes no images",
+    )
 
 
 async def test_waiting_run_expires_after_days(env: WorkflowEnvironment) -> None:
@@ -157,6 +164,24 @@ async def test_pre_patch_histories_take_the_old_path() -> None:
 
     assert patches("run_plain_v1.json") == []
     assert patches("run_plain_v2.json") == [HISTORY_BY_REFERENCE]
+    # A run refused before invalid-prompt-code (recorded by the code before it) failed with
+    # server_error: its history has no marker for it, and replays (above) on that path.
+    assert patches("run_invalid_request_v2b.json") == [HISTORY_BY_REFERENCE]
+
+    def finish_code(name: str) -> str:
+        events = json.loads((HISTORIES / name).read_text())["events"]
+        [code] = [
+            json.loads(base64.b64decode(p["data"]))["error_code"]
+            for e in events
+            if (e.get("activityTaskScheduledEventAttributes") or {}).get("activityType", {}).get("name")
+            == "finish_run"
+            for p in e["activityTaskScheduledEventAttributes"]["input"]["payloads"]
+        ]
+        return str(code)
+
+    assert finish_code("run_invalid_request_v2b.json") == "server_error"
+    assert finish_code("run_invalid_request_v3.json") == "invalid_prompt"
+    assert patches("run_invalid_request_v3.json") == [HISTORY_BY_REFERENCE, INVALID_PROMPT_CODE]
     assert "build_prompt" in activities("run_plain_v1.json")
     assert "build_prompt" not in activities("run_plain_v2.json")
 

@@ -75,6 +75,7 @@ TRUNCATED = GenerateOutput(
 )
 BLOCK = GenerateOutput(text="", prompt_tokens=0, completion_tokens=0, finish_reason="block")
 FAIL = GenerateOutput(text="", prompt_tokens=0, completion_tokens=0, finish_reason="fail")
+REFUSE = GenerateOutput(text="", prompt_tokens=0, completion_tokens=0, finish_reason="refuse")
 
 
 @dataclass
@@ -121,6 +122,8 @@ class FakeRun:
                     await asyncio.sleep(0.05)
             if out.finish_reason == "fail":
                 raise ApplicationError("the model is gone", type="ModelNotFound", non_retryable=True)
+            if out.finish_reason == "refuse":
+                raise ApplicationError("the model takes no images", type="InvalidRequest", non_retryable=True)
             return out
 
         @activity.defn(name="complete_step")
@@ -233,4 +236,5 @@ def scenarios() -> dict[str, tuple[FakeRun, Callable[[FakeRun], Body]]]:
         "file_search": (FakeRun(turns=[SEARCH, TEXT]), lambda f: result_and_history),
         "multi_turn": (FakeRun(turns=[CALL, CALL_2, TEXT]), lambda f: _answer(f, "call_1", "call_2")),
         "failure": (FakeRun(turns=[FAIL]), lambda f: result_and_history),
+        "invalid_request": (FakeRun(turns=[REFUSE]), lambda f: result_and_history),
     }

@@ -37,6 +37,9 @@ from workflows.run_v1 import turns_v1
 
 # Patch markers, one per change to the workflow's logic (see README, "Changing a workflow").
 HISTORY_BY_REFERENCE = "history-by-reference"
+# A turn refused as an invalid request (e.g. images for a text-only model) fails the run with
+# `invalid_prompt`, the client's error, rather than `server_error`.
+INVALID_PROMPT_CODE = "invalid-prompt-code"
 
 
 @workflow.defn
@@ -68,7 +71,14 @@ class RunWorkflow:
                 raise asyncio.CancelledError() from err
             cause = err.cause
             message = str(cause.message if isinstance(cause, ApplicationError) else cause or err)
-            await self._finish(inp, "failed", error_code="server_error", error_message=message)
+            code = "server_error"
+            if (
+                isinstance(cause, ApplicationError)
+                and cause.type == "InvalidRequest"
+                and workflow.patched(INVALID_PROMPT_CODE)
+            ):
+                code = "invalid_prompt"
+            await self._finish(inp, "failed", error_code=code, error_message=message)
             return RunResult(status="failed")
 
     async def _turns(self, inp: RunInput, plan: RunPlan) -> RunResult:
