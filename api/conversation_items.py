@@ -7,6 +7,7 @@ from typing import Any
 
 from api.deps import ListParams
 from api.errors import not_found
+from api.tool_call_items import call_item, function_output_item
 from assistants.db.pool import Pool as DbPool
 
 
@@ -56,38 +57,10 @@ def conversation_object(thread: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def output_item_id(call_id: str) -> str:
-    """A function_call_output item's id, derived from its call's id: the same item reads the same
-    in a conversation's items and in the input_items of the response that gave it."""
-    return "fco_" + call_id.removeprefix("call_")
-
-
-def function_call_item(call: dict[str, Any]) -> dict[str, Any]:
-    fn = call.get("function") or {}
-    return {
-        "type": "function_call",
-        "id": "fc_" + call["id"].removeprefix("call_"),
-        "call_id": call["id"],
-        "name": fn.get("name"),
-        "arguments": fn.get("arguments") or "",
-        "status": "completed",
-    }
-
-
-def function_output_item(call_id: str, output: str) -> dict[str, Any]:
-    return {
-        "type": "function_call_output",
-        "id": output_item_id(call_id),
-        "call_id": call_id,
-        "output": output,
-        "status": "completed",
-    }
-
-
 async def thread_items(pool: DbPool, thread_id: str) -> list[dict[str, Any]]:
-    """A thread as a conversation's items, oldest first: its messages, and the function calls its
-    runs made with the outputs given for them (run_tool_results), each run's items in its steps'
-    order. Runs are placed among the other messages: a thread takes no message while a run is
+    """A thread as a conversation's items, oldest first: its messages, the function calls its runs
+    made with the outputs given for them (run_tool_results), and their file_search / code_interpreter
+    calls, each run's items in its steps' order. Runs are placed among the other messages: a thread takes no message while a run is
     active, so a run's items sit after the messages older than its first output message (a run with
     no output message: after those created no later than the run, to the second)."""
     async with pool.connection() as conn:
@@ -130,9 +103,14 @@ async def thread_items(pool: DbPool, thread_id: str) -> list[dict[str, Any]]:
                 anchors.setdefault(row["run_id"], msg["seq"])
                 block.append(message_item(msg["data"]))
             continue
-        calls = [c for c in details.get("tool_calls") or [] if c.get("type") == "function"]
-        block.extend(function_call_item(c) for c in calls)
-        block.extend(function_output_item(c["id"], given[c["id"]]) for c in calls if c["id"] in given)
+        calls = details.get("tool_calls") or []
+        done = row["data"].get("status") == "completed"
+        block.extend(item for c in calls if (item := call_item(c, done)) is not None)
+        block.extend(
+            function_output_item(c["id"], given[c["id"]])
+            for c in calls
+            if c.get("type") == "function" and c["id"] in given
+        )
     rest = [m for m in msgs if m["id"] not in owned]
     items: list[dict[str, Any]] = []
     i = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.conversation_items import function_call_item
+from api.tool_call_items import call_item
 from assistants.db.pool import Pool as DbPool
 
 # run status -> response status. A run waiting for function outputs has finished its part: the
@@ -40,49 +40,6 @@ def message_item(msg: dict[str, Any]) -> dict[str, Any]:
         "role": "assistant",
         "content": _text_parts(msg),
     }
-
-
-def call_item(call: dict[str, Any], done: bool) -> dict[str, Any] | None:
-    status = "completed" if done else "in_progress"
-    kind = call.get("type")
-    if kind == "function":
-        return function_call_item(call)
-    if kind == "file_search":
-        results = (call.get("file_search") or {}).get("results")
-        return {
-            "type": "file_search_call",
-            "id": call["id"],
-            "status": status,
-            "queries": [],
-            "results": [
-                {
-                    "file_id": r.get("file_id"),
-                    "filename": r.get("file_name"),
-                    "score": r.get("score"),
-                    "text": "".join(c.get("text", "") for c in r.get("content") or []) or None,
-                    "attributes": {},
-                }
-                for r in results or []
-            ]
-            or None,
-        }
-    if kind == "code_interpreter":
-        ci = call.get("code_interpreter") or {}
-        outputs = [
-            {"type": "logs", "logs": o.get("logs", "")}
-            if o.get("type") == "logs"
-            else {"type": "image", "url": f"/v1/files/{(o.get('image') or {}).get('file_id')}/content"}
-            for o in ci.get("outputs") or []
-        ]
-        return {
-            "type": "code_interpreter_call",
-            "id": call["id"],
-            "status": status,
-            "code": ci.get("input") or "",
-            "outputs": outputs,
-            "container_id": "",
-        }
-    return None
 
 
 async def output_items(

@@ -9,10 +9,11 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from api.response_objects import call_item, message_item, response_object
+from api.response_objects import message_item, response_object
 from api.sse import STOP_EVENTS, run_events
 from api.sse_encode import KEEPALIVE, encode
 from api.sse_hub import RunEventHub
+from api.tool_call_items import call_item
 from assistants.db.pool import Pool as DbPool
 
 FINAL_EVENTS = {"completed": "response.completed", "incomplete": "response.incomplete"}

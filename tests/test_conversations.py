@@ -160,3 +160,28 @@ def test_function_calls_and_outputs_are_items(client: openai.OpenAI, model_name:
     assert client.conversations.items.retrieve(fc.id, conversation_id=conv.id).type == "function_call"
     with pytest.raises(openai.NotFoundError):  # only messages can be deleted
         client.conversations.items.delete(fc.id, conversation_id=conv.id)
+
+
+def test_built_in_tool_calls_are_items(client: openai.OpenAI, model_name: str) -> None:
+    """A code_interpreter call a response made is one of its conversation's items, between the
+    question and the answer, the same item the response's output shows."""
+    conv = client.conversations.create()
+    ran = client.responses.create(
+        model=model_name,
+        conversation=conv.id,
+        input="Use Python to compute 6 * 7.",
+        tools=[{"type": "code_interpreter", "container": {"type": "auto"}}],
+        tool_choice={"type": "code_interpreter"},
+        temperature=0,
+        max_output_tokens=120,
+    )
+    assert ran.status in ("completed", "incomplete"), ran.error
+    items = client.conversations.items.list(conv.id, order="asc").data
+    user, *made = items
+    assert user.type == "message" and user.role == "user"
+    assert [(i.id, i.type) for i in made] == [(o.id, o.type) for o in ran.output]
+    [code] = [i for i in made if i.type == "code_interpreter_call"]
+    [out] = [o for o in ran.output if o.type == "code_interpreter_call"]
+    assert code.model_dump() == out.model_dump() and code.outputs
+    got = client.conversations.items.retrieve(code.id, conversation_id=conv.id)
+    assert got.type == "code_interpreter_call" and got.code == out.code

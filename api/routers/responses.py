@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import StreamingResponse
 
-from api.conversation_items import message_item, output_item_id, page_of
+from api.conversation_items import message_item, page_of
 from api.deps import AppSettings, Listing, Pool, Project, Temporal
 from api.errors import APIError, bad_request, not_found
 from api.response_fork import fork_point, fork_thread
@@ -33,6 +33,7 @@ from api.run_wait import SETTLED, wait_for_change
 from api.sse import stream_response
 from api.sse_cursors import last_seq
 from api.sse_hub import Hub, RunEventHub
+from api.tool_call_items import output_item_id
 from assistants.db import objects
 from assistants.db.pool import Pool as DbPool
 from assistants.ids import new_id
