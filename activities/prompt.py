@@ -208,7 +208,11 @@ async def run_tool_turns(pool: DbPool, run_id: str, turn: int, output_chars: int
 
 
 def truncation_of(run: dict[str, Any]) -> tuple[str, int | None]:
-    """The run's `truncation_strategy`: its type ("auto" or "last_messages") and N for the latter."""
+    """The run's `truncation_strategy`: its type ("auto" or "last_messages") and N for the latter;
+    "disabled" for a response created with `truncation: "disabled"` (a prompt that does not fit
+    then ends the response incomplete instead of losing its oldest turns)."""
+    if run.get("_truncation") == "disabled":
+        return "disabled", None
     strategy = run.get("truncation_strategy") or {"type": "auto"}
     last = strategy.get("last_messages") if strategy.get("type") == "last_messages" else None
     return strategy.get("type", "auto"), last

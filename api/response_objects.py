@@ -151,7 +151,9 @@ def request_fields(body: Any, model: str) -> dict[str, Any]:
         "store": True if body.store is None else body.store,
         "background": bool(body.background),
         "metadata": body.metadata or {},
-        "truncation": body.truncation or "disabled",
+        # What the run does: "auto" unless the request said "disabled" (OpenAI's default is
+        # "disabled"; here a conversation longer than the context loses its oldest turns).
+        "truncation": body.truncation or "auto",
         "reasoning": {"effort": (body.reasoning or {}).get("effort"), "summary": None},
         "service_tier": "default",
         "user": body.user,

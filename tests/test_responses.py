@@ -345,3 +345,29 @@ def test_store_false_is_not_kept(client: openai.OpenAI, model_name: str) -> None
     items = client.conversations.items.list(conv.id, order="asc").data
     assert items[0].type == "message" and items[0].role == "user"
     assert [i.id for i in items[1:]] == [o.id for o in kept.output]
+
+
+def test_truncation_auto_drops_oldest_turns_disabled_ends_incomplete(
+    client: openai.OpenAI, model_name: str
+) -> None:
+    """Three long turns and a question outgrow the 8192-token context: with `truncation` "auto"
+    (what a response does unless told otherwise, and echoes) the oldest turns are dropped and it
+    answers; with "disabled" it ends incomplete, as the prompt does not fit."""
+    long_turn = " ".join(f"alpha{i} beta{i}" for i in range(700))  # ~3500 tokens
+    items = [{"role": "user", "content": f"Note {n}: {long_turn}"} for n in range(3)]
+    items.append({"role": "user", "content": "Say ok."})
+    full = client.responses.input_tokens.count(model=model_name, input=items, truncation="disabled")
+    assert full.input_tokens > 8192  # the whole prompt: more than the context holds
+    fitted = client.responses.input_tokens.count(model=model_name, input=items)
+    assert fitted.input_tokens < 8192
+
+    auto = client.responses.create(model=model_name, input=items, temperature=0, max_output_tokens=TOKENS)
+    assert auto.truncation == "auto" and auto.status in ("completed", "incomplete"), auto.error
+    assert auto.usage is not None and auto.usage.input_tokens == fitted.input_tokens
+    assert auto.output and auto.output[0].type == "message"
+
+    refused = client.responses.create(
+        model=model_name, input=items, truncation="disabled", temperature=0, max_output_tokens=TOKENS
+    )
+    assert refused.truncation == "disabled" and refused.status == "incomplete"
+    assert refused.output == [] and (refused.usage is None or refused.usage.output_tokens == 0)

@@ -93,6 +93,7 @@ async def count_input_tokens(
         if options.response_format is not None
         else "auto",
         "reasoning_effort": options.reasoning_effort,
+        "truncation": create.truncation or "auto",
         "vector_store_ids": stores,
         "items": items,
     }

@@ -178,6 +178,8 @@ async def _start_run(
         parsed.messages,
         message_ids=msg_ids,
     )
+    if body.truncation == "disabled":  # read by the generate activity (activities/prompt.py)
+        await objects.patch(pool, "runs", project, run["id"], {"_truncation": "disabled"})
     resp = {**base, "_run_id": run["id"], "_thread_id": thread["id"], "_skip_steps": [], "_input": items}
     await objects.insert(pool, "responses", project, resp, thread_id=thread["id"], run_id=run["id"])
     await start_workflow(pool, temporal, settings, project, run)
