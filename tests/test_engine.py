@@ -139,7 +139,7 @@ async def test_cancel_mid_batch_leaves_others_unchanged(llm: LoadedModel) -> Non
         if llm.engine.stats()["running"] == 0:
             break
         await asyncio.sleep(0.05)
-    assert llm.engine.stats() == {"running": 0, "waiting": 0, "max_batch_size": 8}
+    assert llm.engine.stats() == {"running": 0, "waiting": 0, "max_batch_size": 8, "kv_cache_bytes": 0}
 
 
 async def test_stream_deltas_concatenate_to_text(llm: LoadedModel) -> None:
