@@ -63,7 +63,9 @@ def test_count_equals_what_the_response_then_uses(client: openai.OpenAI, model_n
     assert n_with_tool == _used(client, **with_tool)
 
     # Continuing a response: the conversation so far is counted too.
-    first = client.responses.create(model=model_name, input="My name is Ada.", temperature=0, max_output_tokens=16)
+    first = client.responses.create(
+        model=model_name, input="My name is Ada.", temperature=0, max_output_tokens=16
+    )
     follow = {"model": model_name, "previous_response_id": first.id, "input": "What is my name?"}
     n_follow = _count(client, **follow)
     alone = _count(client, model=model_name, input="What is my name?")
@@ -72,13 +74,20 @@ def test_count_equals_what_the_response_then_uses(client: openai.OpenAI, model_n
 
 
 def test_count_on_a_conversation_and_with_function_items(client: openai.OpenAI, model_name: str) -> None:
-    conv = client.conversations.create(items=[{"type": "message", "role": "user", "content": "Remember: 42."}])
+    conv = client.conversations.create(
+        items=[{"type": "message", "role": "user", "content": "Remember: 42."}]
+    )
     n_conv = _count(client, model=model_name, conversation=conv.id, input="What number?")
     assert n_conv > _count(client, model=model_name, input="What number?")
     # A replayed call and its output are read by the model, so they count.
     items = [
         {"role": "user", "content": "Weather in Oslo?"},
-        {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": '{"city": "Oslo"}'},
+        {
+            "type": "function_call",
+            "call_id": "call_1",
+            "name": "get_weather",
+            "arguments": '{"city": "Oslo"}',
+        },
         {"type": "function_call_output", "call_id": "call_1", "output": '{"temp_c": -3}'},
     ]
     assert _count(client, model=model_name, input=items, tools=[WEATHER_TOOL]) > _count(
@@ -141,7 +150,9 @@ def test_two_responses_continuing_one_previous_response_fork(client: openai.Open
     """previous_response_id continues the conversation as it stood at that response: a second
     response continuing r1 (after r2 already did) reads nothing of r2's branch. The counts show it:
     r3's prompt is exactly what continuing r1 counted before r2 existed."""
-    r1 = client.responses.create(model=model_name, input="My name is Ada.", temperature=0, max_output_tokens=16)
+    r1 = client.responses.create(
+        model=model_name, input="My name is Ada.", temperature=0, max_output_tokens=16
+    )
     question = {"model": model_name, "previous_response_id": r1.id, "input": "What is my name?"}
     before_r2 = _count(client, **question)
     r2 = client.responses.create(
