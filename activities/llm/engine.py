@@ -409,8 +409,9 @@ class Engine:
         self.kv_cache_bytes = _cache_bytes(self._cache)
 
     def _reset_batch(self) -> None:
-        self._rows, self._cache, self._mask = [], None, None
+        # Zero first: stats() is read from other threads, and no rows must mean no cache there.
         self.kv_cache_bytes = 0
+        self._rows, self._cache, self._mask = [], None, None
 
     # ---- sampling and per-row bookkeeping ------------------------------------------------
 
