@@ -12,7 +12,7 @@ import asyncio
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -20,8 +20,9 @@ from temporalio.exceptions import ApplicationError
 from activities.heartbeat import heartbeating
 from activities.parsing import InvalidFile, ParseLimits, UnsupportedFile
 from activities.parsing.isolated import parse_file as parse_isolated
+from assistants.db.pool import Conn as DbConn
 from assistants.db.pool import Pool as DbPool
-from assistants.db.search_sql import BadFilter, search_query
+from assistants.db.search_sql import BadFilter, SearchTuning, matching_files_query, search_query, tune_search
 from assistants.db.vector_stores import chunk_id, set_file_status, touch_store
 from assistants.payloads import (
     EmbedFileOutput,
@@ -37,6 +38,7 @@ from assistants.storage import FileStorage
 if TYPE_CHECKING:  # numpy and the embedder load in the worker only (the API imports this module
     # through the workflows' typed activity references)
     import numpy as np
+    from psycopg import sql
 
     from activities.embeddings import Chunk, Embedder
 
@@ -56,6 +58,40 @@ def chunk_usage_bytes(chunk: Chunk, dims: int) -> int:
     return len(chunk.text.encode()) + dims * EMBED_BYTES_PER_DIM
 
 
+async def prepare_search(
+    conn: DbConn,
+    inp: FileSearchInput,
+    stores: list[str],
+    query_vec: np.ndarray,
+    tuning: SearchTuning,
+    leg: Literal["hybrid", "vector", "text"] = "hybrid",
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """The hybrid search query of `inp` over `stores` and its parameters, in `conn`'s transaction,
+    which it readies: the files that pass the attribute filters, and the HNSW scan settings
+    (ef_search by index size; iterative scans past filtered-out rows, so a small store in a big
+    table or a filtered query still gets its k nearest chunks). BadFilter on a bad filter. `leg`:
+    one leg alone (benchmarks)."""
+    query, params = search_query(inp.filters, leg)
+    if inp.filters:
+        files_query, files_params = matching_files_query(inp.filters)
+        files_params.update(project=inp.project_id, stores=stores)
+        params["files"] = [
+            r["file_id"] for r in await (await conn.execute(files_query, files_params)).fetchall()
+        ]
+    await tune_search(conn, tuning)
+    params.update(
+        emb=vector_literal(query_vec),
+        text=inp.query,
+        common=tuning.common_term_frequency,
+        project=inp.project_id,
+        stores=stores,
+        k=max(SEARCH_CANDIDATES, inp.max_num_results * 4),
+        threshold=inp.score_threshold,
+        limit=inp.max_num_results,
+    )
+    return query, params
+
+
 def _download(storage: FileStorage, project_id: str, file_id: str, dst: Path) -> None:
     """Stream the stored file to `dst` (the worker never holds a whole file in memory)."""
     with open(dst, "wb") as out:
@@ -65,10 +101,16 @@ def _download(storage: FileStorage, project_id: str, file_id: str, dst: Path) ->
 
 class RetrievalActivities:
     def __init__(
-        self, pool: DbPool, storage: FileStorage, embedder: Embedder, limits: ParseLimits | None = None
+        self,
+        pool: DbPool,
+        storage: FileStorage,
+        embedder: Embedder,
+        limits: ParseLimits | None = None,
+        tuning: SearchTuning | None = None,
     ) -> None:
         self.pool, self.storage, self.embedder = pool, storage, embedder
         self.limits = limits or ParseLimits()
+        self.tuning = tuning or SearchTuning()
 
     # --- ingestion -------------------------------------------------------------------------
 
@@ -237,24 +279,11 @@ class RetrievalActivities:
         if not stores or not inp.query.strip():
             return FileSearchOutput(results=[], vector_store_ids=stores)
         query_vec = (await asyncio.to_thread(self.embedder.embed, [inp.query]))[0]
-        try:
-            sql_query, params = search_query(inp.filters)
-        except BadFilter as exc:
-            raise ApplicationError(str(exc), type="InvalidRequest", non_retryable=True) from None
-        params.update(
-            emb=vector_literal(query_vec),
-            text=inp.query,
-            project=inp.project_id,
-            stores=stores,
-            k=max(SEARCH_CANDIDATES, inp.max_num_results * 4),
-            threshold=inp.score_threshold,
-            limit=inp.max_num_results,
-        )
         async with self.pool.connection() as conn, conn.transaction():
-            # Keep scanning the HNSW graph past filtered-out rows (pgvector >= 0.8), so a small store
-            # inside a big table still gets its k nearest chunks.
-            await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            await conn.execute("SET LOCAL hnsw.ef_search = 100")
+            try:
+                sql_query, params = await prepare_search(conn, inp, stores, query_vec, self.tuning)
+            except BadFilter as exc:
+                raise ApplicationError(str(exc), type="InvalidRequest", non_retryable=True) from None
             rows = await (await conn.execute(sql_query, params)).fetchall()
             for sid in stores:
                 await touch_store(conn, sid)

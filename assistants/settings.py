@@ -152,6 +152,15 @@ class Settings(BaseSettings):
     embedding_batch_size: int = 32
     # Default result count of file_search in runs (the API's max_num_results is 1-50).
     file_search_max_results: int = 20
+    # HNSW scans of file_search (assistants/db/search_sql.py SearchTuning; issue 18). ef_search by
+    # the index's size, "CHUNKS:EF,..." (from CHUNKS indexed chunks on, EF); iterative scans keep
+    # walking the graph past filtered-out rows, up to max_scan_tuples rows (pgvector >= 0.8).
+    file_search_ef_search: str = "0:100,5000:200,20000:400,100000:800"
+    file_search_iterative_scan: Literal["off", "relaxed_order", "strict_order"] = "relaxed_order"
+    file_search_max_scan_tuples: int = Field(default=20_000, ge=1)
+    # Query words found in more than this fraction of all chunks (the table's statistics) are left
+    # out of the full-text leg (all but the least common, if every word is that common). 1 = keep all.
+    file_search_common_term_frequency: float = Field(default=0.05, gt=0, le=1)
     # Parsing (issue 12): each file is parsed in a child process under these limits; a file past
     # any of them ends `failed` (invalid_file), never retried. The timeout stays under the parse
     # activity's 30-minute start-to-close timeout (workflows/ingest_options.py).
@@ -188,6 +197,13 @@ class Settings(BaseSettings):
     # Unset: the data dir's `operator.token`, which `assistants up` creates; no token = always 401.
     operator_token: SecretStr | None = None
     # --- end secrets at rest -------------------------------------------------------------------
+
+    @model_validator(mode="after")
+    def _check_ef_search(self) -> Settings:
+        from assistants.db.search_sql import parse_ef_schedule
+
+        parse_ef_schedule(self.file_search_ef_search)  # a bad schedule stops a process at start
+        return self
 
     @model_validator(mode="after")
     def _check_model_providers(self) -> Settings:

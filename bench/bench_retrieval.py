@@ -19,7 +19,7 @@ import psycopg
 
 from activities.embeddings import Embedder
 from activities.retrieval import vector_literal
-from assistants.db.search_sql import search_query
+from assistants.db.search_sql import SearchTuning, search_query
 
 SCHEMA = "bench_retrieval"
 # A 5000-word synthetic vocabulary: each query word matches a few chunks, as in real text.
@@ -120,6 +120,7 @@ def latency(conn: psycopg.Connection, size: int, n_queries: int, rng: np.random.
             stores=["vs_bench"],
             k=100,
             threshold=0.0,
+            common=SearchTuning().common_term_frequency,
             limit=20,
         )
         t = time.perf_counter()

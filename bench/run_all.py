@@ -52,7 +52,9 @@ ORDER = [
 # Run on their own, not by `make bench`: the chaos run takes about 10 minutes by itself; the vLLM
 # server alone takes ~2.5 minutes to start here (and needs .vllm-venv from scripts/setup_vllm.sh).
 # bench_inference.py: a stack plus every column at 1/8/16 concurrent, ~5 minutes on a quiet box.
-SEPARATE = {"chaos.py", "bench_vllm.py", "bench_inference.py"}
+# bench_retrieval_real.py: real text at 10k+ chunks, exact search per query, index builds; its
+# embeddings are cached (.data/bench-cache), but a first run embeds for hours on 2 cores.
+SEPARATE = {"chaos.py", "bench_vllm.py", "bench_inference.py", "bench_retrieval_real.py"}
 
 
 def scripts(only: set[str] | None) -> list[Path]:

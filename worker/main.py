@@ -41,10 +41,17 @@ def _retrieval_activities(pool, settings: Settings):  # type: ignore[no-untyped-
     from activities.embeddings import shared_embedder
     from activities.parsing import ParseLimits
     from activities.retrieval import RetrievalActivities
+    from assistants.db.search_sql import SearchTuning
     from assistants.storage import make_storage
 
     embedder = shared_embedder(settings.embedding_model, settings.embedding_batch_size)
-    return RetrievalActivities(pool, make_storage(settings), embedder, ParseLimits.from_settings(settings))
+    return RetrievalActivities(
+        pool,
+        make_storage(settings),
+        embedder,
+        ParseLimits.from_settings(settings),
+        SearchTuning.from_settings(settings),
+    )
 
 
 def _tool_activities(pool, settings: Settings, retrieval):  # type: ignore[no-untyped-def]
