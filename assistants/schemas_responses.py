@@ -20,7 +20,9 @@ class ConversationRef(Strict):
     id: str
 
 
-class ResponseCreate(Strict):
+class PromptFields(Strict):
+    """What shapes a response's prompt: shared by create and input_tokens."""
+
     model: str | None = None
     input: str | list[dict[str, Any]] | None = None
     instructions: str | None = Field(default=None, max_length=256_000)
@@ -28,26 +30,10 @@ class ResponseCreate(Strict):
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     text: dict[str, Any] | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    max_output_tokens: int | None = Field(default=None, ge=16)  # as OpenAI's
+    reasoning: dict[str, Any] | None = None
+    truncation: Literal["auto", "disabled"] | None = None
     previous_response_id: str | None = None
     conversation: str | ConversationRef | None = None
-    store: bool | None = None
-    metadata: Metadata = None
-    background: bool | None = None
-    stream: bool | None = None
-    truncation: Literal["auto", "disabled"] | None = None
-    include: list[str] | None = None
-    # Accepted and not acted on (README, "Migrating from Assistants to Responses").
-    user: str | None = None
-    safety_identifier: str | None = None
-    prompt_cache_key: str | None = None
-    service_tier: str | None = None
-    reasoning: dict[str, Any] | None = None
-    stream_options: dict[str, Any] | None = None
-
-    _meta = field_validator("metadata")(_check_metadata)
 
     @property
     def conversation_id(self) -> str | None:
@@ -55,20 +41,28 @@ class ResponseCreate(Strict):
         return c.id if isinstance(c, ConversationRef) else c
 
 
-class InputTokensCount(Strict):
+class ResponseCreate(PromptFields):
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_output_tokens: int | None = Field(default=None, ge=16)  # as OpenAI's
+    store: bool | None = None
+    metadata: Metadata = None
+    background: bool | None = None
+    stream: bool | None = None
+    include: list[str] | None = None
+    # Accepted and not acted on (README, "Migrating from Assistants to Responses").
+    user: str | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    service_tier: str | None = None
+    stream_options: dict[str, Any] | None = None
+
+    _meta = field_validator("metadata")(_check_metadata)
+
+
+class InputTokensCount(PromptFields):
     """POST /v1/responses/input_tokens: the parts of a create request that shape the prompt."""
 
-    model: str | None = None
-    input: str | list[dict[str, Any]] | None = None
-    instructions: str | None = Field(default=None, max_length=256_000)
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
-    parallel_tool_calls: bool | None = None
-    text: dict[str, Any] | None = None
-    reasoning: dict[str, Any] | None = None
-    truncation: Literal["auto", "disabled"] | None = None
-    previous_response_id: str | None = None
-    conversation: str | ConversationRef | None = None
     personality: Any = None  # accepted and not acted on
 
     def as_create(self) -> ResponseCreate:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import openai
 import pytest
 
+from tests.tool_requests import code_response
+
 pytestmark = pytest.mark.timeout(300)
 
 
@@ -166,15 +168,7 @@ def test_built_in_tool_calls_are_items(client: openai.OpenAI, model_name: str) -
     """A code_interpreter call a response made is one of its conversation's items, between the
     question and the answer, the same item the response's output shows."""
     conv = client.conversations.create()
-    ran = client.responses.create(
-        model=model_name,
-        conversation=conv.id,
-        input="Use Python to compute 6 * 7.",
-        tools=[{"type": "code_interpreter", "container": {"type": "auto"}}],
-        tool_choice={"type": "code_interpreter"},
-        temperature=0,
-        max_output_tokens=120,
-    )
+    ran = client.responses.create(**code_response(model_name, conversation=conv.id))
     assert ran.status in ("completed", "incomplete"), ran.error
     items = client.conversations.items.list(conv.id, order="asc").data
     user, *made = items

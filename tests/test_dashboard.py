@@ -32,6 +32,7 @@ import yaml
 
 from tests.requires import missing
 from tests.stackutil import StackHandle, own_stack
+from tests.tool_requests import forced_code_run
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -159,17 +160,7 @@ def _workload(stack: StackHandle) -> None:
     """Runs, a stream, the sandbox, ingestion (one file fails) and failed requests, the runs that
     feed histograms last so they fall inside the rate window."""
     client = openai.OpenAI(base_url=stack.base_url, api_key=stack.create_key(), max_retries=0, timeout=120)
-    coder = client.beta.assistants.create(model=MODEL, tools=[{"type": "code_interpreter"}], temperature=0)
-    thread = client.beta.threads.create(
-        messages=[{"role": "user", "content": "Use Python to compute 6 * 7."}]
-    )
-    run = client.beta.threads.runs.create_and_poll(
-        thread_id=thread.id,
-        assistant_id=coder.id,
-        tool_choice={"type": "code_interpreter"},
-        max_completion_tokens=60,
-        poll_interval_ms=300,
-    )
+    run = forced_code_run(client, MODEL, max_completion_tokens=60)
     assert run.status in ("completed", "incomplete"), run.last_error
     store = client.vector_stores.create(name="dashboard")
     good = client.vector_stores.files.upload_and_poll(

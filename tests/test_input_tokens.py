@@ -12,7 +12,9 @@ import openai
 import psycopg
 import pytest
 
+from tests.conftest import REMOTE_MODEL
 from tests.stackutil import StackHandle
+from tests.vllm_server import VllmServer
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -168,3 +170,19 @@ def test_two_responses_continuing_one_previous_response_fork(client: openai.Open
     n_on_r2 = _count(client, **on_r2)
     assert n_on_r2 > before_r2  # r2's branch holds its own turn as well
     assert _used(client, **on_r2) == n_on_r2
+
+
+def test_remote_model_counts_through_its_engine(client: openai.OpenAI, vllm: VllmServer) -> None:
+    """A model on vLLM is counted by vLLM's /tokenize on the Chat Completions body a turn sends:
+    the count equals the prompt tokens vLLM then reports for the response, tools and reasoning
+    effort included (its test chat template renders both)."""
+    request = {
+        "model": REMOTE_MODEL,
+        "instructions": "Be brief.",
+        "input": "What is the weather in Paris?",
+        "tools": [WEATHER_TOOL],
+        "reasoning": {"effort": "high"},
+    }
+    n = _count(client, **request)
+    assert n > _count(client, model=REMOTE_MODEL, input="What is the weather in Paris?")
+    assert n == _used(client, **request)

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REMOTE_MODEL
 from tests.stackutil import StackHandle
+from tests.tool_requests import forced_code_run
 from tests.vllm_server import VllmServer
 
 pytestmark = pytest.mark.timeout(300)
@@ -185,17 +186,7 @@ def test_sandbox_sessions_gauge(stack: StackHandle, client: openai.OpenAI, model
     runs = stack.stack_info()["metrics"]["worker-runs"]["metrics"]
     before = _scrape(runs)
     assert _get(before, "assistants_sandbox_sessions_max") == stack.settings().sandbox_max_sessions
-    a = client.beta.assistants.create(model=model_name, tools=[{"type": "code_interpreter"}], temperature=0)
-    thread = client.beta.threads.create(
-        messages=[{"role": "user", "content": "Use Python to compute 6 * 7."}]
-    )
-    run = client.beta.threads.runs.create_and_poll(
-        thread_id=thread.id,
-        assistant_id=a.id,
-        poll_interval_ms=300,
-        tool_choice={"type": "code_interpreter"},
-        max_completion_tokens=120,
-    )
+    run = forced_code_run(client, model_name)
     assert run.status == "completed", run.last_error or run.incomplete_details
     after = _scrape(runs)
     # This thread's sandbox stays open for its next run (until idle or evicted).

@@ -11,6 +11,8 @@ import jsonschema
 import openai
 import pytest
 
+from tests.tool_requests import code_response, zorblat_store
+
 pytestmark = pytest.mark.timeout(300)
 
 TOKENS = 32  # test stacks set ASSISTANTS_MIN_COMPLETION_TOKENS=1
@@ -260,9 +262,7 @@ def test_stream_function_call_and_outputs(client: openai.OpenAI, model_name: str
 
 
 def test_built_in_tools_become_output_items(client: openai.OpenAI, model_name: str) -> None:
-    store = client.vector_stores.create(name="zoo-responses")
-    doc = b"# Zorblat\nThe zorblat is a purple fish that lives in Lake Quibble and eats moonweed at night.\n"
-    client.vector_stores.files.upload_and_poll(vector_store_id=store.id, file=("zorblat.md", doc))
+    store = zorblat_store(client, "zoo-responses")
     searched = client.responses.create(
         model=model_name,
         input="What does the zorblat eat?",
@@ -276,14 +276,7 @@ def test_built_in_tools_become_output_items(client: openai.OpenAI, model_name: s
     assert call.status == "completed" and call.results and call.results[0].filename == "zorblat.md"
     assert searched.output[-1].type == "message"
 
-    ran = client.responses.create(
-        model=model_name,
-        input="Use Python to compute 6 * 7.",
-        tools=[{"type": "code_interpreter", "container": {"type": "auto"}}],
-        tool_choice={"type": "code_interpreter"},
-        temperature=0,
-        max_output_tokens=120,
-    )
+    ran = client.responses.create(**code_response(model_name))
     assert ran.status in ("completed", "incomplete"), ran.error
     [code] = [o for o in ran.output if o.type == "code_interpreter_call"]
     assert isinstance(code.code, str) and code.outputs and code.outputs[0].type in ("logs", "image")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import openai
 import pytest
 
+from tests.tool_requests import code_response, zorblat_store
+
 pytestmark = pytest.mark.timeout(300)
 
 
@@ -39,16 +41,7 @@ def _check_indexes(events: list) -> None:
 
 
 def test_code_interpreter_call_streams_its_parts(client: openai.OpenAI, model_name: str) -> None:
-    events = _events(
-        client.responses.stream(
-            model=model_name,
-            input="Use Python to compute 6 * 7.",
-            tools=[{"type": "code_interpreter", "container": {"type": "auto"}}],
-            tool_choice={"type": "code_interpreter"},
-            temperature=0,
-            max_output_tokens=120,
-        )
-    )
+    events = _events(client.responses.stream(**code_response(model_name)))
     final = events[-1].response
     assert final.status in ("completed", "incomplete"), final.error
     [call] = [o for o in final.output if o.type == "code_interpreter_call"]
@@ -78,9 +71,7 @@ def test_code_interpreter_call_streams_its_parts(client: openai.OpenAI, model_na
 
 
 def test_file_search_call_streams_its_parts(client: openai.OpenAI, model_name: str) -> None:
-    store = client.vector_stores.create(name="zoo-stream")
-    doc = b"# Zorblat\nThe zorblat is a purple fish that lives in Lake Quibble and eats moonweed at night.\n"
-    client.vector_stores.files.upload_and_poll(vector_store_id=store.id, file=("zorblat.md", doc))
+    store = zorblat_store(client, "zoo-stream")
     events = _events(
         client.responses.stream(
             model=model_name,

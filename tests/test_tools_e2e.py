@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from tests.stackutil import ASSISTANTS, StackHandle
+from tests.tool_requests import forced_code_run
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -19,21 +20,11 @@ RESULT_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 
 
 def test_forced_code_interpreter_records_input_and_outputs(client: openai.OpenAI, model_name: str) -> None:
-    a = client.beta.assistants.create(model=model_name, tools=[{"type": "code_interpreter"}], temperature=0)
-    thread = client.beta.threads.create(
-        messages=[{"role": "user", "content": "Use Python to compute 6 * 7."}]
-    )
-    run = client.beta.threads.runs.create_and_poll(
-        thread_id=thread.id,
-        assistant_id=a.id,
-        poll_interval_ms=300,
-        tool_choice={"type": "code_interpreter"},
-        max_completion_tokens=120,
-    )
+    run = forced_code_run(client, model_name)
     # The bundled 135M model writes poor code; what is checked is that it ran and was recorded,
     # and that the short greedy answer after it fits the budget.
     assert run.status == "completed", run.last_error or run.incomplete_details
-    steps = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id, order="asc").data
+    steps = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=run.thread_id, order="asc").data
     assert steps[0].type == "tool_calls" and steps[0].status == "completed"
     call = steps[0].step_details.tool_calls[0]
     assert call.type == "code_interpreter" and isinstance(call.code_interpreter.input, str)

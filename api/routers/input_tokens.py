@@ -11,12 +11,11 @@ from typing import Any
 
 from fastapi import APIRouter
 from psycopg.types.json import Jsonb
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
+from temporalio.client import Client
 
+from api import short_workflow
 from api.deps import AppSettings, Pool, Project, Temporal
-from api.errors import APIError, bad_request, not_found
+from api.errors import bad_request, not_found
 from api.response_fork import fork_point
 from api.response_input import count_items, run_options, vector_store_ids
 from api.response_lookup import thread_for
@@ -36,21 +35,17 @@ STALE_AFTER_S = 86_400
 
 
 async def _count(temporal: Client, settings: Settings, inp: CountInputTokensInput) -> int:
-    try:
-        return await temporal.execute_workflow(
-            CountInputTokensWorkflow.run,
-            inp,
-            id=new_id("count"),
-            task_queue=settings.runs_task_queue,
-            execution_timeout=COUNT_WORKFLOW_TIMEOUT,
-        )
-    except WorkflowFailureError as exc:
-        cause = getattr(exc.cause, "cause", None)  # WorkflowFailure <- ActivityError <- ApplicationError
-        if isinstance(cause, ApplicationError) and cause.type == "InvalidRequest":
-            raise bad_request(cause.message, "input") from None
-        raise APIError(500, "Counting the input tokens failed.", type="server_error") from exc
-    except RPCError as exc:
-        raise APIError(503, "The inference service is unavailable.", type="server_error") from exc
+    tokens: int = await short_workflow.execute(
+        temporal,
+        CountInputTokensWorkflow.run,
+        inp,
+        id_prefix="count",
+        task_queue=settings.runs_task_queue,
+        execution_timeout=COUNT_WORKFLOW_TIMEOUT,
+        param="input",
+        what="Counting the input tokens",
+    )
+    return tokens
 
 
 async def _forget(pool: DbPool, request_id: str) -> None:

@@ -8,15 +8,13 @@ import re
 from typing import Any
 
 from fastapi import APIRouter
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
+from temporalio.client import Client
 
+from api import short_workflow
 from api.deps import AppSettings, Pool, Project, Temporal
-from api.errors import APIError, bad_request
+from api.errors import bad_request
 from api.vector_store_ops import refuse_expired_stores, require_store
 from assistants.db.search_sql import BadFilter, search_query
-from assistants.ids import new_id
 from assistants.payloads import FileSearchInput, FileSearchOutput
 from assistants.schemas import VectorStoreSearch
 from assistants.settings import Settings
@@ -27,21 +25,17 @@ router = APIRouter(prefix="/v1/vector_stores", tags=["vector_stores"])
 
 
 async def run_search(temporal: Client, settings: Settings, inp: FileSearchInput) -> FileSearchOutput:
-    try:
-        return await temporal.execute_workflow(
-            VectorStoreSearchWorkflow.run,
-            inp,
-            id=new_id("search"),
-            task_queue=settings.runs_task_queue,
-            execution_timeout=SEARCH_WORKFLOW_TIMEOUT,
-        )
-    except WorkflowFailureError as exc:
-        cause = getattr(exc.cause, "cause", None)  # WorkflowFailure <- ActivityError <- ApplicationError
-        if isinstance(cause, ApplicationError) and cause.type == "InvalidRequest":
-            raise bad_request(cause.message, "filters") from None
-        raise APIError(500, "The search failed.", type="server_error") from exc
-    except RPCError as exc:
-        raise APIError(503, "The search service is unavailable.", type="server_error") from exc
+    out: FileSearchOutput = await short_workflow.execute(
+        temporal,
+        VectorStoreSearchWorkflow.run,
+        inp,
+        id_prefix="search",
+        task_queue=settings.runs_task_queue,
+        execution_timeout=SEARCH_WORKFLOW_TIMEOUT,
+        param="filters",
+        what="The search",
+    )
+    return out
 
 
 # Words a keyword-ish rewrite drops: question words, articles, auxiliaries, pronouns.
