@@ -278,7 +278,9 @@ def test_file_in_a_vector_store_reaches_completed(desktop: Playground, api_key: 
     page.wait_for_selector("#store-list .item.selected:has-text('pw-store')")
     page.set_input_files("#store-upload", str(doc))
     page.click("#store-upload-button")
-    page.wait_for_selector("#store-files tr:has-text('playground-notes.md')")
+    # The row shows once the upload, the attach and the view's reload of every file are done: in
+    # two of this session's full CI runs that took over 30 s (cause not found; see the closing note).
+    page.wait_for_selector("#store-files tr:has-text('playground-notes.md')", timeout=120_000)
     page.wait_for_selector("#store-files .badge.completed", timeout=120_000)
     page.wait_for_selector("label[for=store-progress]:has-text('1 of 1 completed')")
     assert page.get_attribute("#store-progress", "value") == "1"
