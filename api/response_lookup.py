@@ -1,5 +1,5 @@
-"""Looking up what a Responses request names: a stored response, and the thread (conversation) a
-request continues, from `previous_response_id` or `conversation`."""
+"""Looking up what a Responses request names: a stored response, file_search vector stores, and
+the thread (conversation) a request continues, from `previous_response_id` or `conversation`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,13 @@ async def require_response(
     if resp is None:
         raise not_found("response", response_id, param)
     return resp
+
+
+async def require_stores(pool: DbPool, project: str, store_ids: list[str]) -> None:
+    """404 (param `tools`) for the first file_search vector store that is not the project's."""
+    for sid in store_ids:
+        if await objects.get(pool, "vector_stores", project, sid) is None:
+            raise not_found("vector store", sid, "tools")
 
 
 async def thread_for(

@@ -21,7 +21,7 @@ from assistants import metrics
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_events
 from assistants.ids import new_id
-from assistants.objects import dump, message_object, now, public, response_format_value
+from assistants.objects import dump, message_object, now, public, response_format_value, tool_choice_value
 from assistants.payloads import RunInput
 from assistants.schemas import MessageCreate, RunOptions
 from assistants.settings import Settings
@@ -167,8 +167,7 @@ async def create_run_with(
         "response_format": response_format_value(body.response_format)
         if body.response_format is not None
         else assistant.get("response_format", "auto"),
-        "tool_choice": (body.tool_choice if isinstance(body.tool_choice, str) else dump(body.tool_choice))
-        or "auto",
+        "tool_choice": tool_choice_value(body.tool_choice),
         "parallel_tool_calls": True if body.parallel_tool_calls is None else body.parallel_tool_calls,
         "reasoning_effort": body.reasoning_effort
         if body.reasoning_effort is not None

@@ -100,6 +100,11 @@ def thread_object(thread_id: str, tool_resources: Any, metadata: dict[str, str] 
     }
 
 
+def tool_choice_value(choice: Any) -> Any:
+    """A run's `tool_choice` as stored: a string as given, an object dumped, "auto" when unset."""
+    return (choice if isinstance(choice, str) else dump(choice)) or "auto"
+
+
 def response_format_value(rf: Any) -> Any:
     if rf is None:
         return "auto"

@@ -15,15 +15,14 @@ from temporalio.client import Client
 
 from api import short_workflow
 from api.deps import AppSettings, Pool, Project, Temporal
-from api.errors import bad_request, not_found
+from api.errors import bad_request
 from api.response_fork import fork_point
 from api.response_input import count_items, run_options, vector_store_ids
-from api.response_lookup import thread_for
+from api.response_lookup import require_stores, thread_for
 from api.routers.assistants import check_model
-from assistants.db import objects
 from assistants.db.pool import Pool as DbPool
 from assistants.ids import new_id
-from assistants.objects import dump, now, response_format_value
+from assistants.objects import dump, now, response_format_value, tool_choice_value
 from assistants.payloads import CountInputTokensInput
 from assistants.schemas_responses import InputTokensCount
 from assistants.settings import Settings
@@ -69,9 +68,7 @@ async def count_input_tokens(
     items, system = count_items(create.input)
     options = run_options(create, model, system)
     stores = vector_store_ids(create)
-    for sid in stores:
-        if await objects.get(pool, "vector_stores", project, sid) is None:
-            raise not_found("vector store", sid, "tools")
+    await require_stores(pool, project, stores)
     until = await fork_point(pool, prev) if prev is not None and thread is not None else None
     request = {
         "model": model,
@@ -80,13 +77,8 @@ async def count_input_tokens(
         "instructions": options.instructions,
         "tools": [dump(t) for t in options.tools or []],
         # As create_run_with writes them into the run (api/run_start.py).
-        "tool_choice": (
-            options.tool_choice if isinstance(options.tool_choice, str) else dump(options.tool_choice)
-        )
-        or "auto",
-        "response_format": response_format_value(options.response_format)
-        if options.response_format is not None
-        else "auto",
+        "tool_choice": tool_choice_value(options.tool_choice),
+        "response_format": response_format_value(options.response_format),
         "reasoning_effort": options.reasoning_effort,
         "truncation": create.truncation or "auto",
         "vector_store_ids": stores,

@@ -21,7 +21,7 @@ from api.deps import AppSettings, Listing, Pool, Project, Temporal
 from api.errors import APIError, bad_request, not_found
 from api.response_fork import fork_point, fork_thread
 from api.response_input import ParsedInput, parse_input, run_options, vector_store_ids
-from api.response_lookup import require_response, thread_for
+from api.response_lookup import require_response, require_stores, thread_for
 from api.response_objects import input_item_view, output_items, request_fields, response_object
 from api.response_stream import response_events
 from api.routers.assistants import check_model
@@ -68,9 +68,7 @@ async def _with_stores(
     pool: DbPool, project: str, thread: dict[str, Any], store_ids: list[str]
 ) -> dict[str, Any]:
     """file_search's `vector_store_ids` join the thread's tool_resources (where runs search)."""
-    for sid in store_ids:
-        if await objects.get(pool, "vector_stores", project, sid) is None:
-            raise not_found("vector store", sid, "tools")
+    await require_stores(pool, project, store_ids)
     resources = thread.get("tool_resources") or {}
     have = list((resources.get("file_search") or {}).get("vector_store_ids") or [])
     merged = list(dict.fromkeys(have + store_ids))
