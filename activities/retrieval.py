@@ -12,7 +12,7 @@ import asyncio
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -20,9 +20,9 @@ from temporalio.exceptions import ApplicationError
 from activities.heartbeat import heartbeating
 from activities.parsing import InvalidFile, ParseLimits, UnsupportedFile
 from activities.parsing.isolated import parse_file as parse_isolated
-from assistants.db.pool import Conn as DbConn
+from activities.search import hybrid_search
 from assistants.db.pool import Pool as DbPool
-from assistants.db.search_sql import BadFilter, SearchTuning, matching_files_query, search_query, tune_search
+from assistants.db.search_sql import BadFilter, SearchTuning, vector_literal
 from assistants.db.vector_stores import chunk_id, set_file_status, touch_store
 from assistants.payloads import (
     EmbedFileOutput,
@@ -38,58 +38,17 @@ from assistants.storage import FileStorage
 if TYPE_CHECKING:  # numpy and the embedder load in the worker only (the API imports this module
     # through the workflows' typed activity references)
     import numpy as np
-    from psycopg import sql
 
     from activities.embeddings import Chunk, Embedder
 
-# Candidates taken from each of the vector and full-text lists before fusion.
-SEARCH_CANDIDATES = 100
 EMBED_BYTES_PER_DIM = 4
 
 
 HEARTBEAT_EVERY_S = 5.0
 
 
-def vector_literal(v: np.ndarray) -> str:
-    return "[" + ",".join(f"{x:.7g}" for x in v.tolist()) + "]"
-
-
 def chunk_usage_bytes(chunk: Chunk, dims: int) -> int:
     return len(chunk.text.encode()) + dims * EMBED_BYTES_PER_DIM
-
-
-async def prepare_search(
-    conn: DbConn,
-    inp: FileSearchInput,
-    stores: list[str],
-    query_vec: np.ndarray,
-    tuning: SearchTuning,
-    leg: Literal["hybrid", "vector", "text"] = "hybrid",
-) -> tuple[sql.Composed, dict[str, Any]]:
-    """The hybrid search query of `inp` over `stores` and its parameters, in `conn`'s transaction,
-    which it readies: the files that pass the attribute filters, and the HNSW scan settings
-    (ef_search by index size; iterative scans past filtered-out rows, so a small store in a big
-    table or a filtered query still gets its k nearest chunks). BadFilter on a bad filter. `leg`:
-    one leg alone (benchmarks)."""
-    query, params = search_query(inp.filters, leg)
-    if inp.filters:
-        files_query, files_params = matching_files_query(inp.filters)
-        files_params.update(project=inp.project_id, stores=stores)
-        params["files"] = [
-            r["file_id"] for r in await (await conn.execute(files_query, files_params)).fetchall()
-        ]
-    await tune_search(conn, tuning)
-    params.update(
-        emb=vector_literal(query_vec),
-        text=inp.query,
-        common=tuning.common_term_frequency,
-        project=inp.project_id,
-        stores=stores,
-        k=max(SEARCH_CANDIDATES, inp.max_num_results * 4),
-        threshold=inp.score_threshold,
-        limit=inp.max_num_results,
-    )
-    return query, params
 
 
 def _download(storage: FileStorage, project_id: str, file_id: str, dst: Path) -> None:
@@ -279,12 +238,11 @@ class RetrievalActivities:
         if not stores or not inp.query.strip():
             return FileSearchOutput(results=[], vector_store_ids=stores)
         query_vec = (await asyncio.to_thread(self.embedder.embed, [inp.query]))[0]
+        try:
+            rows = await hybrid_search(self.pool, inp, stores, query_vec, self.tuning)
+        except BadFilter as exc:
+            raise ApplicationError(str(exc), type="InvalidRequest", non_retryable=True) from None
         async with self.pool.connection() as conn, conn.transaction():
-            try:
-                sql_query, params = await prepare_search(conn, inp, stores, query_vec, self.tuning)
-            except BadFilter as exc:
-                raise ApplicationError(str(exc), type="InvalidRequest", non_retryable=True) from None
-            rows = await (await conn.execute(sql_query, params)).fetchall()
             for sid in stores:
                 await touch_store(conn, sid)
         results = [

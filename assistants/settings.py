@@ -74,6 +74,8 @@ class Settings(BaseSettings):
 
     # Embedded servers (only used when DATABASE_URL / TEMPORAL_ADDRESS are unset). 0 = pick a free port.
     pg_port: int = 0
+    # The embedded Postgres' shared_buffers (Postgres' default, 128MB, is too small for 100k chunks).
+    pg_shared_buffers: str = Field(default="1GB", pattern=r"^[1-9][0-9]*(kB|MB|GB)$")
     temporal_port: int = 0
     temporal_ui_port: int = 8233
 
@@ -150,17 +152,22 @@ class Settings(BaseSettings):
     # HF id or local folder of a sentence-embedding model (mean-pooled); None = the bundled all-MiniLM-L6-v2.
     embedding_model: str | None = None
     embedding_batch_size: int = 32
+    # Weights' dtype: auto = bfloat16 where the CPU has native bf16 (or on CUDA), else float32.
+    embedding_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     # Default result count of file_search in runs (the API's max_num_results is 1-50).
     file_search_max_results: int = 20
     # HNSW scans of file_search (assistants/db/search_sql.py SearchTuning; issue 18). ef_search by
     # the index's size, "CHUNKS:EF,..." (from CHUNKS indexed chunks on, EF); iterative scans keep
     # walking the graph past filtered-out rows, up to max_scan_tuples rows (pgvector >= 0.8).
-    file_search_ef_search: str = "0:100,5000:200,20000:400,100000:800"
+    file_search_ef_search: str = "0:100,30000:150,60000:200,200000:300"
     file_search_iterative_scan: Literal["off", "relaxed_order", "strict_order"] = "relaxed_order"
     file_search_max_scan_tuples: int = Field(default=20_000, ge=1)
     # Query words found in more than this fraction of all chunks (the table's statistics) are left
     # out of the full-text leg (all but the least common, if every word is that common). 1 = keep all.
     file_search_common_term_frequency: float = Field(default=0.05, gt=0, le=1)
+    # ...and, rarest first, once the words kept match this many chunks (estimated), the rest (the
+    # full-text leg ranks every chunk that matches: this bounds its cost at any table size).
+    file_search_text_match_budget: int = Field(default=5_000, ge=1)
     # Parsing (issue 12): each file is parsed in a child process under these limits; a file past
     # any of them ends `failed` (invalid_file), never retried. The timeout stays under the parse
     # activity's 30-minute start-to-close timeout (workflows/ingest_options.py).

@@ -1,6 +1,6 @@
 """The real-text corpus of bench_retrieval_real.py (issue 18): Debian's HTML documentation of
-Python 3.11 and PostgreSQL 15 (scripts/setup_bench_corpus.sh installs it), parsed by the
-ingestion path's own parser, chunked by the Embedder's own chunker and embedded in batches by
+Python 3.11, PostgreSQL 15, Django 3.2, SQLAlchemy 1.4, Git 2.39, Node.js 18 and CMake 3.25
+(scripts/setup_bench_corpus.sh installs it), parsed by the ingestion path's own parser, chunked by the Embedder's own chunker and embedded in batches by
 the Embedder, with embeddings cached on disk so reruns skip the model.
 
 Not a benchmark itself (the leading underscore keeps `bench/run_all.py` from running it).
@@ -8,9 +8,9 @@ Not a benchmark itself (the leading underscore keeps `bench/run_all.py` from run
     python bench/_corpus.py --chunks 100000   # embed (or finish embedding) that many chunks
 
 Cache: `.data/bench-cache/` (gitignored): `docs.json` (parsed text per document) and
-`emb-<model>-<tokens>-<overlap>/shard-*.npz`, each shard holding the 16-byte sha256 keys of its
-chunk texts and their vectors. A key covers model + chunking + text, so a changed chunker or
-model never reads stale vectors.
+`emb-<model>-<dtype>-<tokens>-<overlap>/shard-*.npz`, each shard holding the 16-byte sha256 keys
+of its chunk texts and their vectors. A key covers model + chunking + text, and the folder the
+weights' dtype, so a changed chunker, model or dtype never reads stale vectors.
 """
 
 from __future__ import annotations
@@ -33,13 +33,22 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from activities.embeddings import Chunk, Embedder  # noqa: E402
+from activities.embeddings import Chunk, Embedder, resolve_dtype  # noqa: E402
 from activities.parsing import InvalidFile, parse  # noqa: E402
 
 CACHE = ROOT / ".data" / "bench-cache"
-SOURCES = (Path("/usr/share/doc/python3.11/html"), Path("/usr/share/doc/postgresql-doc-15/html"))
-# Small static chunks (OpenAI's minimum is 100 tokens): the corpus (~9M tokens) then reaches 100k
-# chunks, and a 2-core CPU embeds them in minutes instead of hours.
+SOURCES = (
+    Path("/usr/share/doc/python3.11/html"),
+    Path("/usr/share/doc/postgresql-doc-15/html"),
+    Path("/usr/share/doc/python-django-doc/html"),
+    Path("/usr/share/doc/python-sqlalchemy-doc/html"),
+    Path("/usr/share/doc/git-doc"),
+    Path("/usr/share/doc/nodejs/api"),
+    Path("/usr/share/doc/cmake-data/html"),
+)
+# Assets, highlighted source listings, and Node's all.html (every other page of its manual again).
+SKIP = {"_static", "_modules", "_sources", "_images", "all.html"}
+# Small static chunks (OpenAI's minimum is 100 tokens): the corpus then passes 100k chunks.
 MAX_TOKENS, OVERLAP = 128, 32
 SHARD = 4096
 HELD_OUT_EVERY = 10  # every 10th document is held out: queries come from it, it is never indexed
@@ -64,9 +73,9 @@ def documents() -> list[Doc]:
         return [Doc(**d) for d in json.loads(path.read_text())]
     if not all(src.is_dir() for src in SOURCES):  # installs Debian's packages (apt), as make setup would
         subprocess.run(["bash", str(ROOT / "scripts/setup_bench_corpus.sh")], check=False)
-    files = sorted(p for src in SOURCES for p in src.rglob("*.html") if "_static" not in p.parts)
+    files = sorted(p for src in SOURCES for p in src.rglob("*.html") if not SKIP & set(p.parts))
     if not files:
-        raise SystemExit("no corpus: run scripts/setup_bench_corpus.sh (python3.11-doc, postgresql-doc-15)")
+        raise SystemExit("no corpus: run scripts/setup_bench_corpus.sh")
     docs = []
     for p in files:
         try:
@@ -107,7 +116,8 @@ class EmbeddingCache:
     def __init__(self, embedder: Embedder) -> None:
         self.embedder = embedder
         self.model = Path(embedder.model_path).name
-        self.dir = CACHE / f"emb-{self.model}-{MAX_TOKENS}-{OVERLAP}"
+        embedder.dtype = resolve_dtype(embedder.dtype)
+        self.dir = CACHE / f"emb-{self.model}-{embedder.dtype}-{MAX_TOKENS}-{OVERLAP}"
         self.vectors: dict[bytes, np.ndarray] = {}
         for shard in sorted(self.dir.glob("shard-*.npz")):
             data = np.load(shard)
@@ -167,8 +177,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="Embed (and cache) the first N chunks of the corpus.")
     ap.add_argument("--chunks", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     args = ap.parse_args()
-    embedder = Embedder(batch_size=args.batch)
+    embedder = Embedder(batch_size=args.batch, dtype=args.dtype)
     indexed, held = split(documents())
     cs = chunks(embedder, indexed, args.chunks)
     print(f"{len(indexed)} documents indexed, {len(held)} held out; {len(cs)} chunks", flush=True)

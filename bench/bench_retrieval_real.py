@@ -14,7 +14,7 @@
 The corpus, chunking and embedding cache are bench/_corpus.py's. A size whose chunks are not all
 embedded yet is cut to the embedded prefix, and the cut is printed (`--embed-budget-s` embeds more
 first; `python bench/_corpus.py --chunks N` embeds in the background). Searches run through
-`activities.retrieval.prepare_search` (the product's query, filters and HNSW settings) in a scratch
+`activities.search.hybrid_search` (the product's queries, filters and HNSW settings) in a scratch
 schema, on DATABASE_URL or, when unset, an embedded Postgres in a temp dir.
 """
 
@@ -28,21 +28,31 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psycopg
 from _common import append_results, machine, pct, scratch_stack
-from _corpus import MAX_TOKENS, OVERLAP, CorpusChunk, EmbeddingCache, chunks, documents, queries, split
+from _corpus import (
+    MAX_TOKENS,
+    OVERLAP,
+    SOURCES,
+    CorpusChunk,
+    EmbeddingCache,
+    chunks,
+    documents,
+    queries,
+    split,
+)
 from _questions import QUESTIONS
-from psycopg.rows import dict_row
 
 from activities.embeddings import Embedder
-from activities.retrieval import prepare_search, vector_literal
-from assistants.db.search_sql import SearchTuning
+from activities.search import Leg, hybrid_search
+from assistants.db.pool import Pool, make_pool
+from assistants.db.search_sql import SearchTuning, vector_literal
 from assistants.payloads import FileSearchInput
 
 SCHEMA = "bench_retrieval_real"
@@ -56,12 +66,17 @@ FILTERS: dict[str, dict[str, Any] | None] = {
 
 
 def attributes(doc: str) -> dict[str, str]:
-    """`manual` (python | postgresql) and `area` (the Python docs' folder, or sql | manual)."""
+    """`manual` (python, postgresql, django, sqlalchemy, git, nodejs, cmake) and `area` (the page's
+    top folder in its manual, e.g. library, c-api, howto; PostgreSQL's: sql or manual)."""
     p = Path(doc)
-    if "postgresql" in doc:
-        return {"manual": "postgresql", "area": "sql" if p.name.startswith("sql-") else "manual"}
-    rel = p.relative_to("/usr/share/doc/python3.11/html")
-    return {"manual": "python", "area": rel.parts[0] if len(rel.parts) > 1 else "top"}
+    src = next(s for s in SOURCES if p.is_relative_to(s))
+    manual = {"python3.11": "python", "postgresql-doc-15": "postgresql", "python-django-doc": "django",
+              "python-sqlalchemy-doc": "sqlalchemy", "git-doc": "git", "nodejs": "nodejs",
+              "cmake-data": "cmake"}[src.parts[4]]  # fmt: skip
+    if manual == "postgresql":
+        return {"manual": manual, "area": "sql" if p.name.startswith("sql-") else "manual"}
+    rel = p.relative_to(src)
+    return {"manual": manual, "area": rel.parts[0] if len(rel.parts) > 1 else "top"}
 
 
 @contextmanager
@@ -134,39 +149,51 @@ def load(
             )  # fmt: skip
     t = time.perf_counter()
     conn.execute("SET maintenance_work_mem = '1GB'")
-    with_ = (
-        f" WITH ({hnsw})" if hnsw else ""
-    )  # e.g. "m = 16, ef_construction = 128"; default: the migration's
-    conn.execute(
-        f"CREATE INDEX bench_real_hnsw ON vector_store_chunks USING hnsw (embedding vector_cosine_ops){with_}"
-    )
+    conn.execute(f"CREATE INDEX bench_real_hnsw ON vector_store_chunks USING {hnsw or migrated_hnsw(conn)}")
     conn.execute("CREATE INDEX bench_real_tsv ON vector_store_chunks USING gin (tsv)")
     built = time.perf_counter() - t
     conn.execute("ANALYZE")
     return built
 
 
-class Searcher:
-    """The product's search (prepare_search) on one async connection, timed; `exact` turns index
-    scans off (HNSW then gives way to an exact sort; GIN bitmap scans stay)."""
+def migrated_hnsw(conn: psycopg.Connection[Any]) -> str:
+    """The HNSW index of the migrations, from `USING` on: `hnsw (embedding vector_cosine_ops) WITH (...)`."""
+    row = conn.execute(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND indexname = 'vector_store_chunks_hnsw'"
+    ).fetchone()
+    return str(row[0]).split(" USING ", 1)[1]  # type: ignore[index]
 
-    def __init__(self, conn: psycopg.AsyncConnection[Any], tuning: SearchTuning) -> None:
-        self.conn, self.tuning = conn, tuning
+
+class Searcher:
+    """The product's search (activities.search.hybrid_search) on a pool like the worker's, timed;
+    `exact` turns the vector leg's index scan off (an exact sort), `parallel=False` runs the two
+    legs one after the other."""
+
+    def __init__(self, pool: Pool, tuning: SearchTuning, parallel: bool = True) -> None:
+        self.pool, self.tuning, self.parallel = pool, tuning, parallel
 
     async def run(
-        self, text: str, vec: np.ndarray, filters: dict[str, Any] | None, leg: str = "hybrid",
+        self, text: str, vec: np.ndarray, filters: dict[str, Any] | None, leg: Leg = "hybrid",
         exact: bool = False, limit: int = MAX_RESULTS,
     ) -> tuple[list[dict[str, Any]], float]:  # fmt: skip
         inp = FileSearchInput(
             project_id=PROJECT, query=text, vector_store_ids=[STORE], max_num_results=limit, filters=filters
         )
         t = time.perf_counter()
-        async with self.conn.transaction():
-            query, params = await prepare_search(self.conn, inp, [STORE], vec, self.tuning, leg=leg)  # type: ignore[arg-type]
-            if exact:
-                await self.conn.execute("SET LOCAL enable_indexscan = off")
-            rows = await (await self.conn.execute(query, params)).fetchall()
+        rows = await hybrid_search(self.pool, inp, [STORE], vec, self.tuning, leg, exact, self.parallel)
         return rows, (time.perf_counter() - t) * 1000
+
+
+@asynccontextmanager
+async def search_pool(url: str) -> AsyncIterator[Pool]:
+    """The worker's pool (assistants.db.pool), its connections in the scratch schema."""
+    sep = "&" if "?" in url else "?"
+    pool = make_pool(f"{url}{sep}options=-csearch_path%3D{SCHEMA},public", min_size=4, max_size=16)
+    await pool.open(wait=True)
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 def overlap(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> float:
@@ -176,17 +203,18 @@ def overlap(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> float:
 
 async def measure_size(
     url: str, size: int, qs: list[str], qvecs: np.ndarray, ef_sweep: list[int]
-) -> tuple[list[str], dict[int, tuple[float, float]]]:
-    conn = await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row)
-    await conn.execute(f"SET search_path = {SCHEMA}, public")
-    lines = []
-    try:
-        # The filters at the default settings, and no filter with every query word in the
-        # full-text leg (as before issue 18: what leaving out common words buys in latency).
-        runs = [(name, f, SearchTuning()) for name, f in FILTERS.items()]
-        runs.append(("none, every word", None, SearchTuning(common_term_frequency=1.0)))
-        for name, f, tuning in runs:
-            s = Searcher(conn, tuning)
+) -> tuple[list[str], dict[int, tuple[float, float]], list[str]]:
+    """(table rows, ef sweep, notes): recall and latency per filter; the ef sweep of the vector
+    leg; each leg's latency alone, and throughput with 8 searches at once, legs at once vs in turn."""
+    lines, notes = [], []
+    async with search_pool(url) as pool:
+        # The filters at the default settings; no filter with the legs in turn (as before they ran
+        # at once); and no filter with every query word in the full-text leg (as before issue 18).
+        runs = [(name, f, SearchTuning(), True) for name, f in FILTERS.items()]
+        runs.append(("none, legs in turn", None, SearchTuning(), False))
+        runs.append(("none, every word", None, SearchTuning(common_term_frequency=1.0), True))
+        for name, f, tuning, parallel in runs:
+            s = Searcher(pool, tuning, parallel)
             rv, rh, lat, n = [], [], [], []
             # Timed alone first: the exact searches below scan the table and would evict the
             # index pages a stream of real searches keeps cached.
@@ -203,9 +231,33 @@ async def measure_size(
                 f" {pct(lat, 0.95):6.1f} | {np.mean(n):.1f} of {MAX_RESULTS} (min {min(n)}) |"
             )
             print(lines[-1], flush=True)
+        s = Searcher(pool, SearchTuning())
+        legs = {}
+        for leg in ("vector", "text"):
+            legs[leg] = pct(
+                [(await s.run(t, v, None, leg=leg))[1] for t, v in zip(qs, qvecs, strict=True)], 0.5
+            )
+        notes.append(
+            f"{size} chunks, each leg alone (p50 ms): vector {legs['vector']:.1f}, full-text {legs['text']:.1f}"
+        )
+        for parallel in (True, False):
+            s = Searcher(pool, SearchTuning(), parallel)
+            todo = list(zip(qs, qvecs, strict=True))
+            t = time.perf_counter()
+
+            async def client(s: Searcher = s, todo: list[tuple[str, np.ndarray]] = todo) -> None:
+                while todo:
+                    text, v = todo.pop()
+                    await s.run(text, v, None)
+
+            await asyncio.gather(*(client() for _ in range(8)))
+            notes.append(
+                f"{size} chunks, 8 searches at once, legs {'at once' if parallel else 'in turn'}:"
+                f" {len(qs) / (time.perf_counter() - t):.0f} searches/s"
+            )
         sweep = {}
         for ef in ef_sweep:
-            s = Searcher(conn, SearchTuning(ef_schedule=((0, ef),)))
+            s = Searcher(pool, SearchTuning(ef_schedule=((0, ef),)))
             r, lat = [], []
             for text, v in zip(qs, qvecs, strict=True):
                 lat.append((await s.run(text, v, None, leg="vector"))[1])
@@ -213,9 +265,7 @@ async def measure_size(
                 ann, _ = await s.run(text, v, None, leg="vector")
                 r.append(overlap(ann, (await s.run(text, v, None, leg="vector", exact=True))[0]))
             sweep[ef] = (float(np.mean(r)), pct(lat, 0.5))
-        return lines, sweep
-    finally:
-        await conn.close()
+    return lines, sweep, notes
 
 
 async def hit_at_k(
@@ -228,10 +278,8 @@ async def hit_at_k(
     if not asked:
         return ["no question's answer span is in this store"]
     vecs, _, _ = embedder.embed([q for q, _ in asked])
-    conn = await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row)
-    await conn.execute(f"SET search_path = {SCHEMA}, public")
     every_word = SearchTuning(common_term_frequency=1.0)  # full-text as it was before issue 18
-    methods = [
+    methods: list[tuple[str, Leg, SearchTuning]] = [
         ("vector", "vector", SearchTuning()),
         ("full-text", "text", SearchTuning()),
         ("hybrid", "hybrid", SearchTuning()),
@@ -239,9 +287,9 @@ async def hit_at_k(
         ("hybrid, every query word", "hybrid", every_word),
     ]
     out = [f"| method | {' | '.join(f'hit@{k}' for k in ks)} |", "|---|" + "---:|" * len(ks)]
-    try:
+    async with search_pool(url) as pool:
         for label, leg, tuning in methods:
-            s = Searcher(conn, tuning)
+            s = Searcher(pool, tuning)
             hits = {k: 0 for k in ks}
             for (q, span), v in zip(asked, vecs, strict=True):
                 rows, _ = await s.run(q, v, None, leg=leg, limit=max(ks))
@@ -249,8 +297,6 @@ async def hit_at_k(
                 for k in ks:
                     hits[k] += first is not None and first < k
             out.append(f"| {label} | {' | '.join(f'{hits[k] / len(asked):.2f}' for k in ks)} |")
-    finally:
-        await conn.close()
     return [f"{len(asked)} of {len(QUESTIONS)} questions have their answer span in the store", *out]
 
 
@@ -313,11 +359,19 @@ def main() -> None:
     ap.add_argument("--ef-sweep", default="40,100,200,400")
     ap.add_argument("--embed-budget-s", type=float, default=0.0)
     ap.add_argument("--api-docs", type=int, default=0)
-    ap.add_argument("--hnsw", default="", help='index options, e.g. "m = 16, ef_construction = 128"')
+    ap.add_argument(
+        "--hnsw",
+        default="",
+        help="the index instead of the migrations', e.g. \"hnsw (embedding vector_cosine_ops)"
+        ' WITH (m = 16, ef_construction = 64)"',
+    )
+    ap.add_argument(
+        "--dtype", default="auto", choices=["auto", "float32", "bfloat16"], help="embedding weights"
+    )
     args = ap.parse_args()
     t_start = time.perf_counter()
     sizes = sorted(int(s) for s in args.sizes.split(","))
-    embedder = Embedder(batch_size=32)
+    embedder = Embedder(batch_size=32, dtype=args.dtype)
     indexed, held = split(documents())
     cs = chunks(embedder, indexed, sizes[-1])
     cache = EmbeddingCache(embedder)
@@ -351,14 +405,15 @@ def main() -> None:
     qs = queries(held, args.queries)
     qvecs, _, _ = cache.embed(qs)
     out.append(
-        f"corpus: {len(indexed)} pages indexed, {len(held)} held out (Python 3.11 + PostgreSQL 15 HTML docs);"
+        f"corpus: {len(indexed)} pages indexed, {len(held)} held out (Debian's HTML manuals of Python 3.11,"
+        " PostgreSQL 15, Django 3.2, SQLAlchemy 1.4, Git 2.39, Node.js 18, CMake 3.25);"
         f" chunks of {MAX_TOKENS} tokens, overlap {OVERLAP}; {len(qs)} queries (held-out sentences and headings)"
     )
     table = [
         "| chunks | filter | recall@10 vector | recall@10 hybrid | p50 ms | p95 ms | rows returned |",
         "|---:|---|---:|---:|---:|---:|---|",
     ]
-    sweeps, questions = [], []
+    sweeps, questions, leg_notes = [], [], []
     with database() as url, psycopg.connect(url, autocommit=True) as conn:
         setup(conn)
         try:
@@ -376,13 +431,14 @@ def main() -> None:
                     if f
                 }
                 out.append(
-                    f"{size} chunks: HNSW ({args.hnsw or 'm = 16, ef_construction = 64'}) + GIN built in {built:.0f}s;"
+                    f"{size} chunks: {args.hnsw or migrated_hnsw(conn)} + GIN built in {built:.0f}s;"
                     " filters keep " + ", ".join(f"{n} {v:.0%}" for n, v in fr.items())
                 )
-                lines, sweep = asyncio.run(
+                lines, sweep, notes = asyncio.run(
                     measure_size(url, size, qs, qvecs, [int(e) for e in args.ef_sweep.split(",")])
                 )
                 table += lines
+                leg_notes += notes
                 sweeps.append(
                     f"{size} chunks: "
                     + ", ".join(f"ef {e}: {r:.3f} (p50 {ms:.1f} ms)" for e, (r, ms) in sweep.items())
@@ -391,7 +447,11 @@ def main() -> None:
             questions = asyncio.run(hit_at_k(url, text, cache))
         finally:
             conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
-    out += ["recall/latency (latency: the search's SQL round trips, query embedding excluded):", *table]
+    out += [
+        "recall/latency (latency: the search's SQL round trips, query embedding excluded):",
+        *table,
+        *leg_notes,
+    ]
     out += ["recall@10 of the vector leg by ef_search, and the vector leg's p50 alone (no filter):", *sweeps]
     out += [
         f"answer quality at {loaded} chunks (bench/_questions.py; hit@k: the span is in one of the top k chunks):",

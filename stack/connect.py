@@ -47,7 +47,7 @@ def ensure_database(settings: Settings) -> Iterator[str]:
     else:
         yield url
         return
-    pg = EmbeddedPostgres(settings.resolved_data_dir, settings.pg_port)
+    pg = EmbeddedPostgres(settings.resolved_data_dir, settings.pg_port, settings.pg_shared_buffers)
     url = pg.start()
     try:
         apply_migrations(url)

@@ -29,6 +29,10 @@ UNPRIVILEGED_USER = "nobody"
 PGINSTALL_CACHE = Path(f"/var/tmp/assistants-pginstall-{PG_VERSION}")
 # Where the cluster lives when `nobody` cannot reach the data dir (e.g. a checkout under /root).
 RELOCATED_PGDATA_ROOT = Path("/var/lib/assistants")
+# Postgres' own default is 128MB: at 100k file_search chunks the HNSW index and the chunks it
+# reads no longer fit, and searches read pages from the OS instead (bench/RESULTS.md, issue 18).
+# Shared memory is only reserved; pages are taken as they are used.
+SHARED_BUFFERS = "1GB"
 
 
 class PostgresError(RuntimeError):
@@ -45,8 +49,9 @@ def _package_dir() -> Path:
 class EmbeddedPostgres:
     """One Postgres cluster in ``data_dir/postgres``; ``start()`` is idempotent across restarts."""
 
-    def __init__(self, data_dir: Path, port: int = 0):
+    def __init__(self, data_dir: Path, port: int = 0, shared_buffers: str = SHARED_BUFFERS):
         self.data_dir = data_dir
+        self.shared_buffers = shared_buffers
         self.pgdata = (data_dir / "postgres").resolve()  # the link target when relocated
         self.password_file = data_dir / "postgres.password"
         self.requested_port = port
@@ -98,7 +103,16 @@ class EmbeddedPostgres:
     def _start_server(self) -> None:
         clear_stale_pid_file(self.pgdata)
         self._pg_ctl(
-            ["start", "-w", "-t", "60", "-l", str(self.log_file), "-o", f"-p {self.port}"],
+            [
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(self.log_file),
+                "-o",
+                f"-p {self.port} -c shared_buffers={self.shared_buffers}",
+            ],  # fmt: skip
             what="start postgres (see " + str(self.log_file) + ")",
         )
 

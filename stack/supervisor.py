@@ -125,7 +125,9 @@ class Supervisor:
 
         database_url = self.settings.database_url
         if not database_url:
-            self.postgres = EmbeddedPostgres(self.data_dir, self.settings.pg_port)
+            self.postgres = EmbeddedPostgres(
+                self.data_dir, self.settings.pg_port, self.settings.pg_shared_buffers
+            )
             database_url = self.postgres.start()
             self._pg_started_at = time.monotonic()
             self._write_pid("postgres", self.postgres.pid)

@@ -1,11 +1,12 @@
 """file_search at scale (issue 18), against the real embedded Postgres + pgvector and the real
-search path (`RetrievalActivities.file_search`, `prepare_search`, `tune_search`):
+search path (`RetrievalActivities.file_search`, `activities.search`, `tune_search`):
 
 - the vector leg of the hybrid query, unfiltered and with a filter that half the chunks pass, is an
   HNSW index scan (before issue 18 the planner guessed 0.5% for any attribute filter and sorted
   exactly);
 - hnsw.ef_search follows the index's size (the configured schedule);
-- the full-text leg leaves out query words that most chunks hold (the table's statistics);
+- the full-text leg leaves out query words that most chunks hold (the table's statistics), and
+  stops adding words, rarest first, once they match its budget of chunks;
 - an attribute filter that keeps 1 chunk in 10 still returns the full max_num_results, and does so
   only because of iterative index scans (with them off, the same query returns fewer).
 """
@@ -27,10 +28,11 @@ import pytest
 import pytest_asyncio
 
 from activities.embeddings import shared_embedder
-from activities.retrieval import RetrievalActivities, prepare_search, vector_literal
+from activities.retrieval import RetrievalActivities
+from activities.search import hybrid_search, leg_params
 from assistants.db.migrate import apply_migrations
 from assistants.db.pool import Pool, make_pool
-from assistants.db.search_sql import SearchTuning, tune_search
+from assistants.db.search_sql import SearchTuning, leg_query, tune_search, vector_literal
 from assistants.payloads import FileSearchInput
 from assistants.storage.local import LocalStorage
 from stack.postgres import EmbeddedPostgres
@@ -84,9 +86,12 @@ def _load(url: str) -> None:
                 (f"{STORE}/{fid}", PROJECT, STORE, fid, json.dumps({"attributes": {"group": i % GROUPS}})),
             )
         conn.execute("SET maintenance_work_mem = '512MB'")
-        conn.execute(
-            "DROP INDEX vector_store_chunks_hnsw"
-        )  # bulk load first, then build, as pgvector advises
+        # Bulk load first, then build the index as the migrations define it, as pgvector advises.
+        row = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'vector_store_chunks_hnsw'"
+        ).fetchone()
+        assert row is not None
+        conn.execute("DROP INDEX vector_store_chunks_hnsw")
         with conn.cursor().copy(
             "COPY vector_store_chunks (id, project_id, vector_store_id, file_id, chunk_index, char_start,"
             " char_end, tokens, content, embedding) FROM STDIN"
@@ -97,9 +102,7 @@ def _load(url: str) -> None:
                 copy.write_row(
                     (f"c{j}", PROJECT, STORE, f"file_{j % FILES}", j, 0, 9, 9, text, vector_literal(v))
                 )
-        conn.execute(
-            "CREATE INDEX vector_store_chunks_hnsw ON vector_store_chunks USING hnsw (embedding vector_cosine_ops)"
-        )
+        conn.execute(row[0])
         conn.execute("ANALYZE")
 
 
@@ -152,9 +155,12 @@ def _index_scans(plan: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 async def _explain(pool: Pool, inp: FileSearchInput) -> tuple[list[tuple[str, str]], int]:
+    """The plan of the vector leg as the search runs it (its params and HNSW settings)."""
     vec = (await asyncio.to_thread(shared_embedder().embed, [inp.query]))[0]
+    params = await leg_params(pool, inp, [STORE], vec, SearchTuning())
+    query = leg_query("vector", bool(inp.filters))
     async with pool.connection() as conn, conn.transaction():
-        query, params = await prepare_search(conn, inp, [STORE], vec, SearchTuning())
+        await tune_search(conn, SearchTuning())
         ef = int(
             (await (await conn.execute("SHOW hnsw.ef_search")).fetchone() or {"hnsw.ef_search": 0})[
                 "hnsw.ef_search"
@@ -194,15 +200,23 @@ async def test_filtered_search_returns_the_full_max_num_results(pool: Pool) -> N
     assert len((await _activities(pool, off).file_search(_inp(GROUP_FILTER))).results) < 20
 
 
-async def test_full_text_leg_leaves_out_common_words(pool: Pool) -> None:
-    async def text_leg(tuning: SearchTuning) -> list[str]:
-        inp = FileSearchInput(project_id=PROJECT, query="chunk zebra", vector_store_ids=[STORE])
-        vec = (await asyncio.to_thread(shared_embedder().embed, [inp.query]))[0]
-        async with pool.connection() as conn, conn.transaction():
-            query, params = await prepare_search(conn, inp, [STORE], vec, tuning, leg="text")
-            return [r["id"] for r in await (await conn.execute(query, params)).fetchall()]
+async def text_leg(pool: Pool, tuning: SearchTuning, query: str) -> list[str]:
+    inp = FileSearchInput(project_id=PROJECT, query=query, vector_store_ids=[STORE])
+    vec = (await asyncio.to_thread(shared_embedder().embed, [inp.query]))[0]
+    return [r["id"] for r in await hybrid_search(pool, inp, [STORE], vec, tuning, leg="text")]
 
+
+async def test_full_text_leg_leaves_out_common_words(pool: Pool) -> None:
     # "chunk" is in every chunk: only "zebra" is searched, and one chunk holds it.
-    assert await text_leg(SearchTuning()) == ["c0"]
+    assert await text_leg(pool, SearchTuning(), "chunk zebra") == ["c0"]
     # Every word kept: "chunk" matches all, and the leg returns a full page of them.
-    assert len(await text_leg(SearchTuning(common_term_frequency=1.0))) == 20
+    keep_all = SearchTuning(common_term_frequency=1.0, text_match_budget=10 * ROWS)
+    assert len(await text_leg(pool, keep_all, "chunk zebra")) == 20
+
+
+async def test_full_text_leg_stops_at_its_match_budget(pool: Pool) -> None:
+    # "5" is in about 2% of the chunks (file 5, topic 5): some 400, past a budget of 100 matches
+    # and within one of 1000. "zebra" is the rarer word, taken first, and always stays.
+    assert await text_leg(pool, SearchTuning(text_match_budget=100), "zebra 5") == ["c0"]
+    within = await text_leg(pool, SearchTuning(text_match_budget=1000), "zebra 5")
+    assert len(within) == 20

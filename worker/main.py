@@ -44,7 +44,9 @@ def _retrieval_activities(pool, settings: Settings):  # type: ignore[no-untyped-
     from assistants.db.search_sql import SearchTuning
     from assistants.storage import make_storage
 
-    embedder = shared_embedder(settings.embedding_model, settings.embedding_batch_size)
+    embedder = shared_embedder(
+        settings.embedding_model, settings.embedding_batch_size, settings.embedding_dtype
+    )
     return RetrievalActivities(
         pool,
         make_storage(settings),

@@ -14,7 +14,7 @@ from api import short_workflow
 from api.deps import AppSettings, Pool, Project, Temporal
 from api.errors import bad_request
 from api.vector_store_ops import refuse_expired_stores, require_store
-from assistants.db.search_sql import BadFilter, search_query
+from assistants.db.search_sql import BadFilter, results_query
 from assistants.payloads import FileSearchInput, FileSearchOutput
 from assistants.schemas import VectorStoreSearch
 from assistants.settings import Settings
@@ -85,7 +85,7 @@ async def search_vector_store(
         raise bad_request("query must not contain NUL characters.", "query")
     if body.filters is not None:
         try:
-            search_query(body.filters)
+            results_query(body.filters)
         except BadFilter as exc:
             raise bad_request(str(exc), "filters") from None
     if body.rewrite_query:

@@ -6,6 +6,10 @@ blends the normalised RRF (rrf / rrf_max, in [0,1]) with the chunk's absolute co
 (clamped at 0): score = (rrf/rrf_max + max(cos, 0)) / 2. It stays in [0,1], ranks like RRF, and
 a `score_threshold` cuts results that neither matched the query's words nor its meaning.
 
+The legs are separate queries, so that they can run at once on two connections; each returns its
+best chunk ids with their cosine distances, `fuse` scores them, and a third query reads the best
+ones' rows (activities/search.py runs them).
+
 Chunks reference their vector_store.file (ON DELETE CASCADE, migration 0006), and the final select
 joins the live file rows besides, so a deleted file is never a search result.
 """
@@ -19,12 +23,20 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from assistants.db.pool import Conn
     from assistants.settings import Settings
 
+# Candidates taken from each of the vector and full-text lists before fusion.
+SEARCH_CANDIDATES = 100
 RRF_K = 60
 RRF_MAX = 2.0 / (RRF_K + 1)
 _OPS = {"eq": "=", "ne": "IS DISTINCT FROM", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def vector_literal(v: np.ndarray) -> str:
+    return "[" + ",".join(f"{x:.7g}" for x in v.tolist()) + "]"
 
 
 class BadFilter(ValueError):
@@ -53,13 +65,16 @@ class SearchTuning:
     keep walking the graph past rows that the store or attribute filters drop, up to
     max_scan_tuples visited rows, so a filtered query still gets its k nearest chunks."""
 
-    # Measured on real text (bench/bench_retrieval_real.py, bench/RESULTS.md): the smallest ef with
-    # recall@10 >= 0.98 of exact was 200 at 10k chunks and 400 at 25k; 800 from 100k is extrapolated.
-    ef_schedule: tuple[tuple[int, int], ...] = ((0, 100), (5_000, 200), (20_000, 400), (100_000, 800))
+    # Measured on real text with the migrations' graph (m 24, ef_construction 200;
+    # bench/bench_retrieval_real.py, bench/RESULTS.md): the smallest ef with recall@10 >= 0.98 of
+    # exact; 300 from 200k chunks is extrapolated.
+    ef_schedule: tuple[tuple[int, int], ...] = ((0, 100), (30_000, 150), (60_000, 200), (200_000, 300))
     iterative_scan: Literal["off", "relaxed_order", "strict_order"] = "relaxed_order"
     max_scan_tuples: int = 20_000
-    # Query words in more than this fraction of all chunks are left out of the full-text leg.
+    # Query words in more than this fraction of all chunks are left out of the full-text leg, and
+    # words beyond the first (rarest first) once the words kept match this many chunks (estimated).
     common_term_frequency: float = 0.05
+    text_match_budget: int = 5_000
 
     @classmethod
     def from_settings(cls, s: Settings) -> SearchTuning:
@@ -68,6 +83,7 @@ class SearchTuning:
             iterative_scan=s.file_search_iterative_scan,
             max_scan_tuples=s.file_search_max_scan_tuples,
             common_term_frequency=s.file_search_common_term_frequency,
+            text_match_budget=s.file_search_text_match_budget,
         )
 
 
@@ -149,92 +165,100 @@ def matching_files_query(filters: dict[str, Any]) -> tuple[sql.Composed, dict[st
     return query, params
 
 
-_Q = """common AS (
-  -- Lexemes in more than the `common` fraction of all chunks, from the table's own statistics (ANALYZE keeps
-  -- the most common elements of `tsv` and their frequencies). They match so many chunks that
-  -- ranking them all costs more than anything else in a search, and they tell little apart.
-  SELECT m.lexeme, m.freq
+_TSQ = """WITH lexemes AS (
+  -- How many chunks hold each of the most common lexemes, from the table's own statistics
+  -- (ANALYZE keeps the most common elements of `tsv` and the fraction of rows holding each).
+  SELECT m.lexeme, m.freq, greatest(t.reltuples, 0) AS chunks
   FROM pg_stats s
   JOIN pg_namespace n ON n.nspname = s.schemaname
   JOIN pg_class t ON t.relnamespace = n.oid AND t.relname = s.tablename,
   unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS m(lexeme, freq)
-  WHERE t.oid = 'vector_store_chunks'::regclass AND s.attname = 'tsv' AND m.freq > %(common)s
+  WHERE t.oid = 'vector_store_chunks'::regclass AND s.attname = 'tsv'
 ),
-q AS (
+q AS MATERIALIZED (
   -- Any query word may match (OR), not all of them: questions rarely repeat a passage verbatim.
-  -- Common words are dropped, unless all are common: then the least common one stays.
-  SELECT %(emb)s::vector AS emb,
-         CASE WHEN numnode(p) = 0 THEN p ELSE (
+  -- The leg ranks every chunk that matches, so its cost follows the matches, and common words
+  -- match many chunks while telling little apart. Words are taken rarest first and kept while
+  -- each is in at most the `common` fraction of chunks and, all together, in at most `budget`
+  -- chunks (estimated); the rarest word always stays. Words the statistics do not list are rarer
+  -- than any they do.
+  SELECT CASE WHEN numnode(p) = 0 THEN p ELSE (
            SELECT to_tsquery('simple', string_agg(term, ' | ')) FROM (
-             SELECT w.term, coalesce(c.freq, 0) AS freq, min(coalesce(c.freq, 0)) OVER () AS least
+             SELECT w.term, coalesce(l.freq, 0) AS freq,
+                    row_number() OVER rarest AS nth,
+                    sum(coalesce(l.freq * l.chunks, 0)) OVER rarest AS matches
              FROM unnest(string_to_array(p::text, ' & ')) AS w(term)
-             LEFT JOIN common c ON quote_literal(c.lexeme) = w.term) terms
-           WHERE freq = 0 OR freq = least)
+             LEFT JOIN lexemes l ON quote_literal(l.lexeme) = w.term
+             WINDOW rarest AS (ORDER BY coalesce(l.freq, 0), w.term)) terms
+           WHERE nth = 1 OR (freq <= %(common)s AND matches <= %(budget)s))
          END AS tsq
   FROM plainto_tsquery('english', %(text)s) AS p
 )"""
-_VEC = """nearest AS MATERIALIZED (
-  -- The vector is a parameter here, not q.emb: only an ORDER BY against a constant uses HNSW.
+_VECTOR_LEG = """WITH nearest AS MATERIALIZED (
+  -- The vector is a parameter, and the ORDER BY against it a constant: that is what uses HNSW.
   SELECT c.id, c.embedding <=> %(emb)s::vector AS dist FROM vector_store_chunks c
   WHERE c.project_id = %(project)s AND c.vector_store_id = ANY(%(stores)s) {files}
   ORDER BY c.embedding <=> %(emb)s::vector LIMIT %(k)s
-),
-vec AS (
-  -- Ranked after a sort of their own: an iterative scan (relaxed_order) returns the chunks it
-  -- finds as it walks on in the order found, and a closer one may come after a farther one.
-  -- MATERIALIZED above keeps the planner from trusting the index's order and skipping the sort.
-  SELECT id, row_number() OVER (ORDER BY dist) AS r FROM nearest
-)"""
-_FTS = """fts AS (
-  SELECT id, row_number() OVER (ORDER BY rank DESC) AS r FROM (
-    SELECT c.id, ts_rank_cd(c.tsv, q.tsq) AS rank FROM vector_store_chunks c, q
-    WHERE c.tsv @@ q.tsq AND c.project_id = %(project)s AND c.vector_store_id = ANY(%(stores)s) {files}
-    ORDER BY rank DESC LIMIT %(k)s) t
-)"""
-_FUSED = """fused AS MATERIALIZED (
-  -- MATERIALIZED: the joins below then start from these few hundred candidates. Inlined, the
-  -- planner could start from the files that pass a filter and read every chunk of theirs.
-  SELECT c.id, c.file_id, c.vector_store_id, c.content, c.chunk_index,
-         (coalesce(1.0 / ({rrf_k} + vec.r), 0) + coalesce(1.0 / ({rrf_k} + fts.r), 0)) / {rrf_max} AS rrf,
-         greatest(1 - (c.embedding <=> q.emb), 0) AS sim
-  FROM (SELECT id FROM vec UNION SELECT id FROM fts) ids
-  JOIN vector_store_chunks c USING (id) CROSS JOIN q
-  LEFT JOIN vec USING (id) LEFT JOIN fts USING (id)
 )
-SELECT fused.*, ((rrf + sim) / 2)::float8 AS score, fi.data->>'filename' AS filename,
-       coalesce(f.data->'attributes', '{{}}'::jsonb) AS attributes
-FROM fused
+-- Sorted again: an iterative scan (relaxed_order) returns the chunks it finds as it walks on in
+-- the order found, and a closer one may come after a farther one. MATERIALIZED above keeps the
+-- planner from trusting the index's order and skipping this sort.
+SELECT id, dist FROM nearest ORDER BY dist, id"""
+_TEXT_LEG = (
+    _TSQ
+    + """,
+ranked AS (
+  -- ts_rank, not ts_rank_cd: on the question set of bench/bench_retrieval_real.py it finds the
+  -- answer's chunk in the top 10 for 0.41 of the questions against 0.18, and costs less per match.
+  SELECT c.id, c.embedding, ts_rank(c.tsv, q.tsq) AS rank FROM vector_store_chunks c, q
+  WHERE c.tsv @@ q.tsq AND c.project_id = %(project)s AND c.vector_store_id = ANY(%(stores)s) {files}
+  ORDER BY rank DESC, c.id LIMIT %(k)s
+)
+-- The distances of the top k only: fusion needs them, and this leg runs beside the vector leg.
+SELECT id, embedding <=> %(emb)s::vector AS dist FROM ranked ORDER BY rank DESC, id"""
+)
+_RESULTS = """SELECT c.id, c.file_id, c.vector_store_id, c.content, c.chunk_index, r.score,
+       fi.data->>'filename' AS filename, coalesce(f.data->'attributes', '{{}}'::jsonb) AS attributes
+FROM unnest(%(ids)s::text[], %(scores)s::float8[]) WITH ORDINALITY AS r(id, score, n)
+JOIN vector_store_chunks c ON c.id = r.id AND c.project_id = %(project)s
 -- Inner joins: only chunks whose file and vector_store.file are live rows are ever returned.
-JOIN files fi ON fi.id = fused.file_id
-JOIN vector_store_files f ON f.vector_store_id = fused.vector_store_id AND f.file_id = fused.file_id
+JOIN files fi ON fi.id = c.file_id
+JOIN vector_store_files f ON f.vector_store_id = c.vector_store_id AND f.file_id = c.file_id
 -- The filter once more: a file id may pass in one of the stores and not in another.
-WHERE (rrf + sim) / 2 >= %(threshold)s {fcond}
-ORDER BY score DESC, fused.id
+WHERE true {fcond}
+ORDER BY r.n
 LIMIT %(limit)s"""
-# One leg alone, for benchmarks (bench/bench_retrieval_real.py): its chunks in its own order.
-_LEG = (
-    "SELECT c.id, c.content FROM {leg} JOIN vector_store_chunks c USING (id) ORDER BY {leg}.r LIMIT %(limit)s"
-)
+# One leg's chunks alone, in its own order (benchmarks: bench/bench_retrieval_real.py).
+LEG_ROWS = """SELECT c.id, c.content FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS l(id, r)
+JOIN vector_store_chunks c USING (id) ORDER BY l.r LIMIT %(limit)s"""
 
 
-def search_query(
-    filters: dict[str, Any] | None, leg: Literal["hybrid", "vector", "text"] = "hybrid"
-) -> tuple[sql.Composed, dict[str, Any]]:
-    """The fused search (or one of its legs alone), and the filter's params; the caller adds emb,
-    text, common, project, stores, k, threshold and limit, and with filters `files`
-    (matching_files_query).
+def leg_query(leg: Literal["vector", "text"], filtered: bool) -> sql.Composed:
+    """One leg's chunk ids, best first (at most k), with their distances for the vector leg. Params:
+    emb (vector) or text, common and budget (text), project, stores, k, and `files` (the ids that
+    pass the filters) when `filtered`."""
+    files = sql.SQL(" AND c.file_id = ANY(%(files)s)") if filtered else sql.SQL("")
+    return sql.SQL(_VECTOR_LEG if leg == "vector" else _TEXT_LEG).format(files=files)
 
-    Both legs take the filter as the list of passing file ids; the final select checks it again."""
+
+def results_query(filters: dict[str, Any] | None) -> tuple[sql.Composed, dict[str, Any]]:
+    """The rows of the fused candidates (ids, scores: best first), in that order, at most `limit`,
+    each checked against the live files and `filters`; and the filter's params (BadFilter on a bad
+    filter). The caller adds project and limit."""
     fparams: dict[str, Any] = {}
     fcond = (sql.SQL(" AND ") + filter_sql(filters, fparams)) if filters else sql.SQL("")
-    files = sql.SQL(" AND c.file_id = ANY(%(files)s)") if filters else sql.SQL("")
-    ctes = {"vector": [_Q, _VEC], "text": [_Q, _FTS], "hybrid": [_Q, _VEC, _FTS, _FUSED]}[leg]
-    body = "WITH " + ",\n".join(ctes) + "\n" + ({"vector": _LEG, "text": _LEG}.get(leg, ""))
-    query = sql.SQL(body).format(
-        files=files,
-        fcond=fcond,
-        leg=sql.Identifier({"vector": "vec", "text": "fts"}.get(leg, "vec")),
-        rrf_k=sql.Literal(RRF_K),
-        rrf_max=sql.Literal(RRF_MAX),
-    )
-    return query, fparams
+    return sql.SQL(_RESULTS).format(fcond=fcond), fparams
+
+
+def fuse(vector: list[dict[str, Any]], text: list[dict[str, Any]]) -> list[tuple[str, float]]:
+    """(chunk id, score), best first, of the legs' candidates (id and distance, best first): the
+    normalised RRF of the chunk's ranks blended with its cosine similarity (module docstring);
+    ties go to the smaller id."""
+    rrf: dict[str, float] = {}
+    dist: dict[str, float] = {}
+    for rows in (vector, text):
+        for rank, row in enumerate(rows, 1):
+            rrf[row["id"]] = rrf.get(row["id"], 0.0) + 1.0 / (RRF_K + rank)
+            dist[row["id"]] = float(row["dist"])
+    scored = [(cid, (r / RRF_MAX + max(1.0 - dist[cid], 0.0)) / 2) for cid, r in rrf.items()]
+    return sorted(scored, key=lambda item: (-item[1], item[0]))
