@@ -59,14 +59,14 @@ async def hybrid_search(
     tuning: SearchTuning,
     leg: Leg = "hybrid",
     exact: bool = False,
-    parallel: bool = True,
+    parallel: bool | None = None,
 ) -> list[dict[str, Any]]:
     """The fused results of `inp` over `stores` (BadFilter on a bad filter). The vector leg scans
     HNSW with ef_search by the index's size, and iteratively past filtered-out rows, so a small
     store in a big table or a filtered query still gets its k nearest chunks.
 
     For benchmarks: `leg` returns one leg's chunks alone (id, content); `exact` turns the vector
-    leg's index scan off (an exact sort); `parallel=False` runs the legs one after the other."""
+    leg's index scan off (an exact sort); `parallel` overrides `tuning.parallel_legs`."""
     results, fparams = results_query(inp.filters)  # validates the filters before any query
     params = await leg_params(pool, inp, stores, query_vec, tuning)
 
@@ -75,15 +75,21 @@ async def hybrid_search(
             await tune_search(conn, tuning)
             if exact:
                 await conn.execute("SET LOCAL enable_indexscan = off")
-            return list(await (await conn.execute(leg_query("vector", filtered), params)).fetchall())
+            query = leg_query("vector", filtered)
+            return list(await (await conn.execute(query, params, prepare=prepare)).fetchall())
 
     async def text_leg() -> list[dict[str, Any]]:
         async with pool.connection() as conn:
-            return list(await (await conn.execute(leg_query("text", filtered), params)).fetchall())
+            query = leg_query("text", filtered)
+            return list(await (await conn.execute(query, params, prepare=prepare)).fetchall())
 
     filtered = bool(inp.filters)
+    # Never a prepared statement with a filter: its generic plan would take the passing file ids
+    # as a parameter and compare each chunk with every one of them, where a plan for the actual
+    # list looks them up in a hash table (and weighs how many chunks pass).
+    prepare = False if filtered else None
     legs = {"hybrid": [vector_leg, text_leg], "vector": [vector_leg], "text": [text_leg]}[leg]
-    if parallel:
+    if tuning.parallel_legs if parallel is None else parallel:
         found = await asyncio.gather(*(run() for run in legs))
     else:
         found = [await run() for run in legs]

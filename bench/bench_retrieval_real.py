@@ -169,7 +169,7 @@ class Searcher:
     `exact` turns the vector leg's index scan off (an exact sort), `parallel=False` runs the two
     legs one after the other."""
 
-    def __init__(self, pool: Pool, tuning: SearchTuning, parallel: bool = True) -> None:
+    def __init__(self, pool: Pool, tuning: SearchTuning, parallel: bool | None = None) -> None:
         self.pool, self.tuning, self.parallel = pool, tuning, parallel
 
     async def run(
@@ -212,7 +212,9 @@ async def measure_size(
         # at once); and no filter with every query word in the full-text leg (as before issue 18).
         runs = [(name, f, SearchTuning(), True) for name, f in FILTERS.items()]
         runs.append(("none, legs in turn", None, SearchTuning(), False))
-        runs.append(("none, every word", None, SearchTuning(common_term_frequency=1.0), True))
+        runs.append(
+            ("none, every word", None, SearchTuning(common_term_frequency=1.0, text_match_budget=10**9), True)
+        )
         for name, f, tuning, parallel in runs:
             s = Searcher(pool, tuning, parallel)
             rv, rh, lat, n = [], [], [], []
@@ -278,7 +280,9 @@ async def hit_at_k(
     if not asked:
         return ["no question's answer span is in this store"]
     vecs, _, _ = embedder.embed([q for q, _ in asked])
-    every_word = SearchTuning(common_term_frequency=1.0)  # full-text as it was before issue 18
+    every_word = SearchTuning(
+        common_term_frequency=1.0, text_match_budget=10**9
+    )  # full-text as it was before issue 18
     methods: list[tuple[str, Leg, SearchTuning]] = [
         ("vector", "vector", SearchTuning()),
         ("full-text", "text", SearchTuning()),

@@ -75,6 +75,9 @@ class SearchTuning:
     # words beyond the first (rarest first) once the words kept match this many chunks (estimated).
     common_term_frequency: float = 0.05
     text_match_budget: int = 5_000
+    # The two legs at once, on two connections: the latency of the slower leg instead of both
+    # added up, for about 15% fewer searches/s when the database's CPUs are saturated.
+    parallel_legs: bool = True
 
     @classmethod
     def from_settings(cls, s: Settings) -> SearchTuning:
@@ -84,6 +87,7 @@ class SearchTuning:
             max_scan_tuples=s.file_search_max_scan_tuples,
             common_term_frequency=s.file_search_common_term_frequency,
             text_match_budget=s.file_search_text_match_budget,
+            parallel_legs=s.file_search_parallel_legs,
         )
 
 
