@@ -72,7 +72,7 @@ async def hybrid_search(
 
     async def vector_leg() -> list[dict[str, Any]]:
         async with pool.connection() as conn, conn.transaction():  # SET LOCAL needs a transaction
-            await tune_search(conn, tuning)
+            await tune_search(conn, tuning, filtered)
             if exact:
                 await conn.execute("SET LOCAL enable_indexscan = off")
             query = leg_query("vector", filtered)

@@ -169,7 +169,9 @@ class Settings(BaseSettings):
     # full-text leg ranks every chunk that matches: this bounds its cost at any table size).
     file_search_text_match_budget: int = Field(default=5_000, ge=1)
     # The vector and full-text legs at once on two pooled connections (false: one after the other).
-    file_search_parallel_legs: bool = True
+    file_search_parallel_legs: bool = False
+    # ef_search of a search with attribute filters: this many times the schedule's (at most 1000).
+    file_search_filtered_ef_factor: int = Field(default=4, ge=1, le=10)
     # Parsing (issue 12): each file is parsed in a child process under these limits; a file past
     # any of them ends `failed` (invalid_file), never retried. The timeout stays under the parse
     # activity's 30-minute start-to-close timeout (workflows/ingest_options.py).

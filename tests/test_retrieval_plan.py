@@ -160,7 +160,7 @@ async def _explain(pool: Pool, inp: FileSearchInput) -> tuple[list[tuple[str, st
     params = await leg_params(pool, inp, [STORE], vec, SearchTuning())
     query = leg_query("vector", bool(inp.filters))
     async with pool.connection() as conn, conn.transaction():
-        await tune_search(conn, SearchTuning())
+        await tune_search(conn, SearchTuning(), bool(inp.filters))
         ef = int(
             (await (await conn.execute("SHOW hnsw.ef_search")).fetchone() or {"hnsw.ef_search": 0})[
                 "hnsw.ef_search"
@@ -183,20 +183,23 @@ async def test_ef_search_follows_the_index_size(pool: Pool) -> None:
         ef = await tune_search(conn, SearchTuning(ef_schedule=schedule))
         row = await (await conn.execute("SELECT current_setting('hnsw.ef_search') AS ef")).fetchone()
     assert ef == 77 and row is not None and row["ef"] == "77"
+    async with pool.connection() as conn, conn.transaction():  # a filtered search walks further
+        assert await tune_search(conn, SearchTuning(ef_schedule=schedule, filtered_ef_factor=4), True) == 308
     _, default_ef = await _explain(pool, _inp(None))
     # The default schedule: the last step at or below the index's ROWS chunks.
     assert default_ef == max(step for step in SearchTuning().ef_schedule if step[0] <= ROWS)[1]
 
 
 async def test_filtered_search_returns_the_full_max_num_results(pool: Pool) -> None:
-    # ef_search 40: a walk that stops at ef_search candidates finds about 4 that pass the filter.
-    small_ef = ((0, 40),)
-    out = await _activities(pool, SearchTuning(ef_schedule=small_ef)).file_search(_inp(GROUP_FILTER))
+    # ef_search 40 (not multiplied for the filter): a walk that stops at ef_search candidates finds
+    # about 4 that pass the filter.
+    small = SearchTuning(ef_schedule=((0, 40),), filtered_ef_factor=1)
+    out = await _activities(pool, small).file_search(_inp(GROUP_FILTER))
     assert len(out.results) == 20
     assert {r.attributes["group"] for r in out.results} <= {0, 1, 2, 3, 4}
     assert len((await _activities(pool, SearchTuning()).file_search(_inp(GROUP_FILTER))).results) == 20
     # The same query without iterative scans stops short.
-    off = SearchTuning(ef_schedule=small_ef, iterative_scan="off")
+    off = SearchTuning(ef_schedule=((0, 40),), filtered_ef_factor=1, iterative_scan="off")
     assert len((await _activities(pool, off).file_search(_inp(GROUP_FILTER))).results) < 20
 
 

@@ -69,15 +69,19 @@ class SearchTuning:
     # bench/bench_retrieval_real.py, bench/RESULTS.md): the smallest ef with recall@10 >= 0.98 of
     # exact; 300 from 200k chunks is extrapolated.
     ef_schedule: tuple[tuple[int, int], ...] = ((0, 100), (30_000, 150), (60_000, 200), (200_000, 300))
+    # An attribute filter lowers recall at a given ef (bench: 0.966 at 100k chunks with ef 200 under
+    # a filter a quarter of the chunks pass, 0.981 at 800, for about the same latency).
+    filtered_ef_factor: int = 4
     iterative_scan: Literal["off", "relaxed_order", "strict_order"] = "relaxed_order"
     max_scan_tuples: int = 20_000
     # Query words in more than this fraction of all chunks are left out of the full-text leg, and
     # words beyond the first (rarest first) once the words kept match this many chunks (estimated).
     common_term_frequency: float = 0.05
     text_match_budget: int = 5_000
-    # The two legs at once, on two connections: the latency of the slower leg instead of both
-    # added up, for about 15% fewer searches/s when the database's CPUs are saturated.
-    parallel_legs: bool = True
+    # The two legs at once, on two connections: the latency of the slower leg instead of both added
+    # up. Off by default: at 100k chunks on 2 cores it saved 0.6 ms of 17 at p50 and cost 28% of
+    # the searches/s with 8 at once (bench/RESULTS.md).
+    parallel_legs: bool = False
 
     @classmethod
     def from_settings(cls, s: Settings) -> SearchTuning:
@@ -87,17 +91,19 @@ class SearchTuning:
             max_scan_tuples=s.file_search_max_scan_tuples,
             common_term_frequency=s.file_search_common_term_frequency,
             text_match_budget=s.file_search_text_match_budget,
+            filtered_ef_factor=s.file_search_filtered_ef_factor,
             parallel_legs=s.file_search_parallel_legs,
         )
 
 
-async def tune_search(conn: Conn, tuning: SearchTuning) -> int:
+async def tune_search(conn: Conn, tuning: SearchTuning, filtered: bool = False) -> int:
     """Set the HNSW scan settings for the current transaction; returns the ef_search chosen.
-    One round trip: the index's size is the planner's estimate (pg_class.reltuples), no count."""
+    One round trip: the index's size is the planner's estimate (pg_class.reltuples), no count.
+    A filtered search walks with `filtered_ef_factor` times the ef (at most 1000)."""
     row = await (
         await conn.execute(
             """
-SELECT set_config('hnsw.ef_search', ef::text, true) AS ef,
+SELECT set_config('hnsw.ef_search', least(ef * %(factor)s, 1000)::text, true) AS ef,
        set_config('hnsw.iterative_scan', %(iter)s, true),
        set_config('hnsw.max_scan_tuples', %(max_tuples)s, true)
 FROM (SELECT coalesce((SELECT s.ef FROM unnest(%(rows)s::bigint[], %(efs)s::int[]) AS s(rows, ef)
@@ -110,10 +116,15 @@ FROM (SELECT coalesce((SELECT s.ef FROM unnest(%(rows)s::bigint[], %(efs)s::int[
                 "rows": [r for r, _ in tuning.ef_schedule],
                 "efs": [e for _, e in tuning.ef_schedule],
                 "ef0": tuning.ef_schedule[0][1],
+                "factor": tuning.filtered_ef_factor if filtered else 1,
             },
         )
     ).fetchone()
-    return int(row["ef"]) if row else tuning.ef_schedule[0][1]
+    return (
+        int(row["ef"])
+        if row
+        else min(tuning.ef_schedule[0][1] * (tuning.filtered_ef_factor if filtered else 1), 1000)
+    )
 
 
 def filter_sql(f: dict[str, Any], params: dict[str, Any]) -> sql.Composable:
