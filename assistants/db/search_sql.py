@@ -79,7 +79,7 @@ class SearchTuning:
     common_term_frequency: float = 0.05
     text_match_budget: int = 5_000
     # The two legs at once, on two connections: the latency of the slower leg instead of both added
-    # up. Off by default: at 100k chunks on 2 cores it saved 0.6 ms of 17 at p50 and cost 28% of
+    # up. Off by default: at 100k chunks on 2 cores it saved 0.7 of 15.5 ms at p50 and cost 22% of
     # the searches/s with 8 at once (bench/RESULTS.md).
     parallel_legs: bool = False
 
