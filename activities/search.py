@@ -1,7 +1,7 @@
-"""The hybrid search of file_search: the vector leg (HNSW) and the full-text leg (GIN) run at the
-same time, each on a connection of its own; their candidates (ids and distances) are fused here,
-and a third round trip reads the best ones' rows (assistants/db/search_sql.py). Run one after the other the legs' times add up; at once,
-the search takes about as long as the slower one (bench/bench_retrieval_real.py measures both).
+"""The hybrid search of file_search: the vector leg (HNSW) and the full-text leg (GIN), one after
+the other or, with `SearchTuning.parallel_legs`, at once on two pooled connections; their
+candidates (ids and distances) are fused here, and a last round trip reads the best ones' rows
+(assistants/db/search_sql.py). bench/bench_retrieval_real.py measures both ways.
 """
 
 from __future__ import annotations
