@@ -37,6 +37,7 @@ from activities.embeddings import Chunk, Embedder, resolve_dtype  # noqa: E402
 from activities.parsing import InvalidFile, parse  # noqa: E402
 
 CACHE = ROOT / ".data" / "bench-cache"
+UNPACKED = ROOT / ".data" / "bench-corpus"  # where scripts/setup_bench_corpus.sh unpacks the packages
 SOURCES = (
     Path("/usr/share/doc/python3.11/html"),
     Path("/usr/share/doc/postgresql-doc-15/html"),
@@ -66,20 +67,31 @@ class CorpusChunk:
     chunk: Chunk
 
 
+def located(src: Path) -> Path:
+    """A source's pages: installed under /usr/share/doc, else unpacked by the setup script."""
+    return src if src.is_dir() else UNPACKED / src.relative_to("/")
+
+
 def documents() -> list[Doc]:
     """Every HTML page of the sources as text (parsed once, then read from the cache)."""
     path = CACHE / "docs.json"
     if path.exists():
         return [Doc(**d) for d in json.loads(path.read_text())]
-    if not all(src.is_dir() for src in SOURCES):  # installs Debian's packages (apt), as make setup would
+    if not all(located(src).is_dir() for src in SOURCES):  # fetches Debian's packages (apt)
         subprocess.run(["bash", str(ROOT / "scripts/setup_bench_corpus.sh")], check=False)
-    files = sorted(p for src in SOURCES for p in src.rglob("*.html") if not SKIP & set(p.parts))
+    # Named by their /usr/share/doc path wherever they lie, and read in that order.
+    files = sorted(
+        (str(src / p.relative_to(located(src))), p)
+        for src in SOURCES
+        for p in located(src).rglob("*.html")
+        if not SKIP & set(p.parts)
+    )
     if not files:
         raise SystemExit("no corpus: run scripts/setup_bench_corpus.sh")
     docs = []
-    for p in files:
+    for name, p in files:
         try:
-            docs.append(Doc(str(p), parse(p.name, p.read_bytes())))
+            docs.append(Doc(name, parse(p.name, p.read_bytes())))
         except InvalidFile:
             continue
     CACHE.mkdir(parents=True, exist_ok=True)

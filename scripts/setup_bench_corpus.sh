@@ -1,22 +1,37 @@
 #!/usr/bin/env bash
-# Installs the real-text corpus of bench/bench_retrieval_real.py (issue 18): Debian's HTML
+# Fetches the real-text corpus of bench/bench_retrieval_real.py (issue 18): Debian's HTML
 # documentation of Python 3.11, PostgreSQL 15, Django 3.2, SQLAlchemy 1.4, Git 2.39, Node.js 18
-# and CMake 3.25, all under
-# /usr/share/doc. Idempotent and quick when already done.
+# and CMake 3.25. Nothing is installed: each package is downloaded and unpacked into
+# .data/bench-corpus/ (installing nodejs-doc would remove a NodeSource nodejs, and with it the npm
+# that tests/test_node_sdk.py needs). Pages already under /usr/share/doc are used where they are.
+# Idempotent and quick when already done.
 set -euo pipefail
 
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CORPUS="$ROOT/.data/bench-corpus"
 log() { echo "setup_bench_corpus: $*" >&2; }
-PACKAGES=(python3.11-doc postgresql-doc-15 python-django-doc python-sqlalchemy-doc git-doc nodejs-doc cmake-doc)
-
-if [[ -d /usr/share/doc/python3.11/html/library && -d /usr/share/doc/postgresql-doc-15/html &&
-      -d /usr/share/doc/python-django-doc/html && -d /usr/share/doc/python-sqlalchemy-doc/html &&
-      -f /usr/share/doc/git-doc/git.html && -d /usr/share/doc/nodejs/api &&
-      -d /usr/share/doc/cmake-data/html ]]; then
+# package -> the folder of its pages
+declare -A PAGES=(
+  [python3.11-doc]=usr/share/doc/python3.11/html
+  [postgresql-doc-15]=usr/share/doc/postgresql-doc-15/html
+  [python-django-doc]=usr/share/doc/python-django-doc/html
+  [python-sqlalchemy-doc]=usr/share/doc/python-sqlalchemy-doc/html
+  [git-doc]=usr/share/doc/git-doc
+  [nodejs-doc]=usr/share/doc/nodejs/api
+  [cmake-doc]=usr/share/doc/cmake-data/html
+)
+missing=()
+for pkg in "${!PAGES[@]}"; do
+  dir="${PAGES[$pkg]}"
+  [[ -d "/$dir" || -d "$CORPUS/$dir" ]] || missing+=("$pkg")
+done
+((${#missing[@]})) || exit 0
+log "downloading and unpacking ${missing[*]} into $CORPUS"
+mkdir -p "$CORPUS/debs"
+cd "$CORPUS/debs"
+fetch() { apt-get download "${missing[@]}" >/dev/null 2>&1; }
+if ! { fetch || { apt-get update -q >/dev/null 2>&1 && fetch; }; }; then
+  log "WARNING: could not download ${missing[*]} (no apt?); bench/bench_retrieval_real.py needs them."
   exit 0
 fi
-log "installing ${PACKAGES[*]} with apt-get"
-install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${PACKAGES[@]}" >/dev/null 2>&1; }
-if ! { install || { apt-get update -q >/dev/null 2>&1 && install; }; }; then
-  log "WARNING: could not install ${PACKAGES[*]} (not root? no apt?); bench/bench_retrieval_real.py"
-  log "         needs them."
-fi
+for deb in *.deb; do dpkg-deb -x "$deb" "$CORPUS"; done

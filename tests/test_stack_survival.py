@@ -212,7 +212,9 @@ def test_postgres_killed_twice_mid_run_the_run_completes_once(stack: StackHandle
         os.kill(second, signal.SIGKILL)
         _wait(lambda: not _cluster_processes(pgdata), 30, "the cluster's processes to exit")
         # Its reaper paused, the postmaster is a zombie that `kill -0` still finds: postgres would
-        # take the postmaster.pid naming it for a live server's; the supervisor must not.
+        # take the postmaster.pid naming it for a live server's; the supervisor must not. (A killed
+        # postmaster may take a moment to finish exiting: unmapping 1 GB of shared_buffers.)
+        _wait(lambda: _state_and_parent(second)[0] == "Z", 30, "the killed postmaster to become a zombie")
         assert _state_and_parent(second) == ("Z", supervisor)
         assert running_postmaster(pgdata) == (None, None)
         status, body = _raw_get(f"{stack.base_url}/threads/{thread.id}/runs/{run.id}", api_key)
