@@ -100,6 +100,7 @@ async def tune_search(conn: Conn, tuning: SearchTuning, filtered: bool = False) 
     """Set the HNSW scan settings for the current transaction; returns the ef_search chosen.
     One round trip: the index's size is the planner's estimate (pg_class.reltuples), no count.
     A filtered search walks with `filtered_ef_factor` times the ef (at most 1000)."""
+    factor = tuning.filtered_ef_factor if filtered else 1
     row = await (
         await conn.execute(
             """
@@ -116,15 +117,11 @@ FROM (SELECT coalesce((SELECT s.ef FROM unnest(%(rows)s::bigint[], %(efs)s::int[
                 "rows": [r for r, _ in tuning.ef_schedule],
                 "efs": [e for _, e in tuning.ef_schedule],
                 "ef0": tuning.ef_schedule[0][1],
-                "factor": tuning.filtered_ef_factor if filtered else 1,
+                "factor": factor,
             },
         )
     ).fetchone()
-    return (
-        int(row["ef"])
-        if row
-        else min(tuning.ef_schedule[0][1] * (tuning.filtered_ef_factor if filtered else 1), 1000)
-    )
+    return int(row["ef"]) if row else min(tuning.ef_schedule[0][1] * factor, 1000)
 
 
 def filter_sql(f: dict[str, Any], params: dict[str, Any]) -> sql.Composable:
