@@ -18,7 +18,15 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.prompt import CHARS_PER_TOKEN, TurnContext, stored_message, system_prompt, thread_history
+from activities.history_items import item_messages, merged
+from activities.prompt import (
+    CHARS_PER_TOKEN,
+    TOOL_OUTPUT_TOKENS_PER_CHAR,
+    TurnContext,
+    stored_message,
+    system_prompt,
+    thread_history,
+)
 from activities.remote_turn import chat_body
 from assistants.model_providers import RemoteModel
 from assistants.payloads import ChatMessage, CountInputTokensInput, GenerateInput
@@ -28,19 +36,12 @@ def _invalid(message: str) -> ApplicationError:
     return ApplicationError(message, type="InvalidRequest", non_retryable=True)
 
 
-def _item_message(item: dict[str, Any]) -> ChatMessage:
-    """One stored input item: a message (`content` as the Messages API stores it), or a function
-    call / its output, which the model reads as an assistant tool call and a tool message."""
-    if item["type"] == "function_call":
-        call = {
-            "id": item["call_id"],
-            "type": "function",
-            "function": {"name": item["name"], "arguments": item["arguments"]},
-        }
-        return ChatMessage(role="assistant", content="", tool_calls=[call])
-    if item["type"] == "function_call_output":
-        return ChatMessage(role="tool", content=item["output"], tool_call_id=item["call_id"])
-    return stored_message(item["role"], item["content"])
+def _item_messages(item: dict[str, Any], output_chars: int) -> list[ChatMessage]:
+    """One input item: a message (`content` as the Messages API stores it), or any other item as
+    a response renders it from its thread (activities/history_items.py)."""
+    if item["type"] == "message":
+        return [stored_message(item["role"], item["content"])]
+    return item_messages(item, output_chars)
 
 
 class InputTokenCounting:
@@ -70,7 +71,8 @@ class InputTokenCounting:
             messages += await thread_history(
                 self.pool, req["thread_id"], "", budget, None, req.get("until_seq")
             )
-        messages += [_item_message(i) for i in req.get("items") or []]
+        chars = max(1, context_tokens // TOOL_OUTPUT_TOKENS_PER_CHAR)
+        messages += merged([m for i in req.get("items") or [] for m in _item_messages(i, chars)])
         return TurnContext(
             messages=messages,
             tools=tools,
@@ -132,7 +134,7 @@ class InputTokenCounting:
     def _local_count(self, model: Any, turn: GenerateInput) -> int:
         messages, specs, native = self._template_input(model, turn)  # type: ignore[attr-defined]
         tools = specs if native else None
-        ids = self._fit_prompt(model, turn, messages, tools, self._max_new(turn))  # type: ignore[attr-defined]
+        ids = self._fit_prompt(model, turn, messages, tools)  # type: ignore[attr-defined]
         if ids is None:  # too long for the context, truncation disabled: the whole of it
             ids = model.encode_chat(messages, tools=tools, reasoning_effort=turn.reasoning_effort)
         return len(ids)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from activities.history_items import item_messages, merged
 from activities.tool_call_objects import tool_call_object
 from assistants.db.pool import Pool as DbPool
 from assistants.payloads import ChatMessage, ToolCall
@@ -128,41 +129,51 @@ async def thread_history(
     last_messages: int | None,
     until_seq: int | None = None,
 ) -> list[ChatMessage]:
-    """The thread's completed messages (not this run's own answers; none after `until_seq`),
-    oldest first, read newest-first until `char_budget` is spent or `last_messages` are read. The
+    """The thread's completed messages (not this run's own answers; none after `until_seq`) and its
+    other items (replayed tool calls and outputs, activities/history_items.py), oldest first, read newest-first until `char_budget` is spent or `last_messages` are read. The
     newest message is always kept (the caller decides whether it fits)."""
     newest_first: list[ChatMessage] = []
     spent = 0
     before: int | None = None if until_seq is None else until_seq + 1
     batch = _FIRST_BATCH
     limit = last_messages
+    output_chars = max(1, char_budget // CHARS_PER_TOKEN // TOOL_OUTPUT_TOKENS_PER_CHAR)
     async with pool.connection() as conn:
         while limit is None or len(newest_first) < limit:
+            # Messages and the thread's other items (replayed calls and outputs) share one order.
             rows = await (
                 await conn.execute(
-                    "SELECT seq, data->>'role' AS role, data->'content' AS content FROM messages"
-                    " WHERE thread_id = %s AND (run_id IS DISTINCT FROM %s OR data->>'role' = 'user')"
-                    " AND data->>'status' = 'completed' AND (%s::bigint IS NULL OR seq < %s::bigint)"
-                    " ORDER BY seq DESC LIMIT %s",
-                    (thread_id, run_id, before, before, batch),
+                    "SELECT seq, data->>'role' AS role, data->'content' AS content, NULL::jsonb AS item"
+                    " FROM messages WHERE thread_id = %(thread)s"
+                    " AND (run_id IS DISTINCT FROM %(run)s OR data->>'role' = 'user')"
+                    " AND data->>'status' = 'completed' AND (%(before)s::bigint IS NULL OR seq < %(before)s::bigint)"
+                    " UNION ALL SELECT seq, NULL, NULL, data FROM thread_items WHERE thread_id = %(thread)s"
+                    " AND (%(before)s::bigint IS NULL OR seq < %(before)s::bigint)"
+                    " ORDER BY seq DESC LIMIT %(batch)s",
+                    {"thread": thread_id, "run": run_id, "before": before, "batch": batch},
                 )
             ).fetchall()
             for r in rows:
-                message = stored_message(r["role"], r["content"] or [])
-                if newest_first and spent + len(message.content) > char_budget:
-                    return newest_first[::-1]
-                spent += len(message.content)
-                # A single message longer than the whole budget cannot fit: keep only what shows
-                # that (the trim after rendering then reports the prompt too long).
-                message.content = message.content[: char_budget + 1]
-                newest_first.append(message)
+                if r["item"] is not None:
+                    shown = item_messages(r["item"], output_chars)[::-1]
+                else:
+                    shown = [stored_message(r["role"], r["content"] or [])]
+                size = sum(len(m.content) + len(str(m.tool_calls or "")) for m in shown)
+                if newest_first and spent + size > char_budget:
+                    return merged(newest_first[::-1])
+                spent += size
+                for message in shown:
+                    # A single message longer than the whole budget cannot fit: keep only what
+                    # shows that (the trim after rendering then reports the prompt too long).
+                    message.content = message.content[: char_budget + 1]
+                    newest_first.append(message)
                 if limit is not None and len(newest_first) >= limit:
                     break
             if len(rows) < batch:
                 break
             before = rows[-1]["seq"]
             batch = min(batch * 2, _MAX_BATCH)
-    return newest_first[::-1]
+    return merged(newest_first[::-1])
 
 
 def clip(text: str, chars: int) -> str:
@@ -231,11 +242,16 @@ async def load_turn_context(
     messages += await thread_history(
         pool, run["thread_id"], run["id"], context_tokens * CHARS_PER_TOKEN, last
     )
-    messages += await run_tool_turns(pool, run["id"], turn, context_tokens // TOOL_OUTPUT_TOKENS_PER_CHAR)
+    earlier = await run_tool_turns(pool, run["id"], turn, context_tokens // TOOL_OUTPUT_TOKENS_PER_CHAR)
+    messages += earlier
+    tool_choice = (run.get("tool_choice") or "auto") if turn == 0 else "auto"
+    made = sum(len(m.tool_calls or []) for m in earlier)
+    if run.get("_max_tool_calls") is not None and made >= int(run["_max_tool_calls"]):
+        tool_choice = "none"  # a response's `max_tool_calls` is spent: the model answers
     return TurnContext(
         messages=messages,
         tools=run.get("tools") or [],
-        tool_choice=(run.get("tool_choice") or "auto") if turn == 0 else "auto",
+        tool_choice=tool_choice,
         response_format=run.get("response_format") or "auto",
         truncation=truncation,
         last_messages=last,

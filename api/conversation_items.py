@@ -3,6 +3,8 @@ and a conversation are one row, so either API reads what the other wrote."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from api.deps import ListParams
@@ -80,6 +82,12 @@ async def thread_items(pool: DbPool, thread_id: str) -> list[dict[str, Any]]:
                 "SELECT run_id, data FROM run_steps WHERE thread_id = %s ORDER BY seq", (thread_id,)
             )
         ).fetchall()
+        others = await (
+            await conn.execute(
+                "SELECT seq, created_at, data FROM thread_items WHERE thread_id = %s ORDER BY seq",
+                (thread_id,),
+            )
+        ).fetchall()
         outputs = await (
             await conn.execute(
                 "SELECT call_id, output FROM run_tool_results WHERE thread_id = %s AND type = 'function'",
@@ -111,7 +119,12 @@ async def thread_items(pool: DbPool, thread_id: str) -> list[dict[str, Any]]:
             for c in calls
             if c.get("type") == "function" and c["id"] in given
         )
-    rest = [m for m in msgs if m["id"] not in owned]
+    # Messages outside runs and the thread's other items (replayed history), in their one order.
+    rest = sorted(
+        [{**m, "view": message_item(m["data"])} for m in msgs if m["id"] not in owned]
+        + [{**o, "view": history_item(o["data"])} for o in others],
+        key=lambda r: r["seq"],
+    )
     items: list[dict[str, Any]] = []
     i = 0
     for run in runs:
@@ -119,11 +132,22 @@ async def thread_items(pool: DbPool, thread_id: str) -> list[dict[str, Any]]:
         while i < len(rest) and (
             rest[i]["seq"] < anchor if anchor is not None else rest[i]["created_at"] <= run["created_at"]
         ):
-            items.append(message_item(rest[i]["data"]))
+            items.append(rest[i]["view"])
             i += 1
         items.extend(blocks[run["id"]])
-    items.extend(message_item(m["data"]) for m in rest[i:])
+    items.extend(r["view"] for r in rest[i:])
     return items
+
+
+def history_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A thread item (a call, an output, reasoning ...) as the client gave it, with an id."""
+    view = dict(item)
+    view.setdefault(
+        "id", "item_" + hashlib.sha256(json.dumps(item, sort_keys=True).encode()).hexdigest()[:24]
+    )
+    if item.get("type") != "reasoning":
+        view.setdefault("status", "completed")
+    return view
 
 
 def page_of(items: list[dict[str, Any]], page: ListParams) -> dict[str, Any]:

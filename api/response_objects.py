@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.tool_call_items import call_item
+from assistants import client_tools
 from assistants.db.pool import Pool as DbPool
 
 # run status -> response status. A run waiting for function outputs has finished its part: the
@@ -43,7 +44,7 @@ def message_item(msg: dict[str, Any]) -> dict[str, Any]:
 
 
 async def output_items(
-    pool: DbPool, run_id: str, skip_steps: list[str]
+    pool: DbPool, run_id: str, skip_steps: list[str], tools: list[dict[str, Any]] | None = None
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The run's steps (those not in `skip_steps`) as output items, and the ids of all its steps."""
     async with pool.connection() as conn:
@@ -56,6 +57,7 @@ async def output_items(
             )
         ).fetchall()
     by_id = {m["id"]: m["data"] for m in msgs}
+    names = client_tools.catalog(tools)
     items: list[dict[str, Any]] = []
     for row in steps:
         if row["id"] in skip_steps:
@@ -67,26 +69,45 @@ async def output_items(
             if msg is not None:
                 items.append(message_item(msg))
         for call in details.get("tool_calls") or []:
-            item = call_item(call, step.get("status") == "completed")
+            item = call_item(call, step.get("status") == "completed", names)
             if item is not None:
                 items.append(item)
     return items, [r["id"] for r in steps]
 
 
+def _counts(usage: dict[str, Any] | None) -> tuple[int, int, int, int]:
+    """(prompt, completion, cached, reasoning) tokens of a run's usage (assistants/db/run_status.py `run_usage`)."""
+    u = usage or {}
+    return (
+        int(u.get("prompt_tokens") or 0),
+        int(u.get("completion_tokens") or 0),
+        int((u.get("prompt_tokens_details") or {}).get("cached_tokens") or 0),
+        int((u.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0),
+    )
+
+
 def usage_of(run: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any] | None:
-    u = run.get("usage")
-    if not u:
+    """The response's usage: the run's (set once it ends or waits for function outputs), less
+    `base`, what the run had used when this response continued it (its `_usage_base`)."""
+    if not run.get("usage"):
         return None
-    base = base or {}
-    inp = max(0, int(u.get("prompt_tokens") or 0) - int(base.get("prompt_tokens") or 0))
-    out = max(0, int(u.get("completion_tokens") or 0) - int(base.get("completion_tokens") or 0))
+    total, before = _counts(run["usage"]), _counts(base)
+    inp, out, cached, reasoning = (max(0, t - b) for t, b in zip(total, before, strict=True))
     return {
         "input_tokens": inp,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": cached},
         "output_tokens": out,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": reasoning},
         "total_tokens": inp + out,
     }
+
+
+def _completed_at(run: dict[str, Any]) -> int | None:
+    """When the response completed: its run's end, or for a response that ended in function
+    calls, when its run began to wait for their outputs."""
+    if run["status"] == "requires_action":
+        return run.get("_requires_action_at")
+    return run.get("completed_at") if run["status"] == "completed" else None
 
 
 def _error(run: dict[str, Any]) -> dict[str, Any] | None:
@@ -110,7 +131,7 @@ async def response_object(pool: DbPool, resp: dict[str, Any], run: dict[str, Any
     """The response as the SDK parses it, from its stored request and its run as it now is."""
     if resp.get("_snapshot"):
         return dict(resp["_snapshot"])
-    items, _ = await output_items(pool, run["id"], resp.get("_skip_steps") or [])
+    items, _ = await output_items(pool, run["id"], resp.get("_skip_steps") or [], resp.get("tools"))
     status = STATUS.get(run["status"], run["status"])
     out = {k: v for k, v in resp.items() if not k.startswith("_")}
     out.update(
@@ -119,7 +140,7 @@ async def response_object(pool: DbPool, resp: dict[str, Any], run: dict[str, Any
         usage=usage_of(run, resp.get("_usage_base")),
         error=_error(run),
         incomplete_details=_incomplete(run),
-        completed_at=run.get("completed_at") if status == "completed" else None,
+        completed_at=_completed_at(run),
     )
     return out
 
@@ -134,7 +155,9 @@ def _tool_echo(tool: dict[str, Any]) -> dict[str, Any]:
 
 def request_fields(body: Any, model: str) -> dict[str, Any]:
     """What a response echoes of its request (the official object's fields)."""
-    fmt = (body.text or {}).get("format") or {"type": "text"}
+    text = dict(body.text or {})
+    text["format"] = text.get("format") or {"type": "text"}
+    reasoning = body.reasoning or {}
     return {
         "object": "response",
         "model": model,
@@ -142,10 +165,11 @@ def request_fields(body: Any, model: str) -> dict[str, Any]:
         "tools": [_tool_echo(t) for t in body.tools or []],
         "tool_choice": body.tool_choice or "auto",
         "parallel_tool_calls": True if body.parallel_tool_calls is None else body.parallel_tool_calls,
-        "text": {"format": fmt},
+        "text": text,
         "temperature": 1.0 if body.temperature is None else body.temperature,
         "top_p": 1.0 if body.top_p is None else body.top_p,
         "max_output_tokens": body.max_output_tokens,
+        "max_tool_calls": body.max_tool_calls,
         "previous_response_id": body.previous_response_id,
         "conversation": {"id": body.conversation_id} if body.conversation_id else None,
         "store": True if body.store is None else body.store,
@@ -154,24 +178,25 @@ def request_fields(body: Any, model: str) -> dict[str, Any]:
         # What the run does: "auto" unless the request said "disabled" (OpenAI's default is
         # "disabled"; here a conversation longer than the context loses its oldest turns).
         "truncation": body.truncation or "auto",
-        "reasoning": {"effort": (body.reasoning or {}).get("effort"), "summary": None},
-        "service_tier": "default",
+        # The model here produces no reasoning items: `summary` echoes what was asked for.
+        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "service_tier": "default" if body.service_tier in (None, "auto") else body.service_tier,
         "user": body.user,
         "safety_identifier": body.safety_identifier,
         "prompt_cache_key": body.prompt_cache_key,
+        "prompt_cache_retention": body.prompt_cache_retention,
         # Sampling settings a response reports although the request cannot set them here (the
         # Open Responses schema requires them): what generation actually used.
         "presence_penalty": 0.0,
         "frequency_penalty": 0.0,
-        "top_logprobs": 0,
-        "max_tool_calls": None,
+        "top_logprobs": body.top_logprobs or 0,
     }
 
 
 def input_item_view(item: dict[str, Any]) -> dict[str, Any]:
     """A stored input item as input_items lists it."""
-    if item["type"] == "function_call_output":
-        return {**item, "status": "completed"}
+    if item["type"] != "message":
+        return {"status": "completed", **item} if item["type"] != "reasoning" else dict(item)
     content = item.get("content")
     if isinstance(content, str):
         content = [{"type": "input_text", "text": content}]

@@ -14,6 +14,7 @@ from api.sse import STOP_EVENTS, run_events
 from api.sse_encode import KEEPALIVE, encode
 from api.sse_hub import RunEventHub
 from api.tool_call_items import call_item
+from assistants import client_tools
 from assistants.db.pool import Pool as DbPool
 
 FINAL_EVENTS = {"completed": "response.completed", "incomplete": "response.incomplete"}
@@ -35,9 +36,10 @@ def _parse(chunk: bytes) -> tuple[str, Any] | None:
 class Translator:
     """Run events in, Responses events (name, payload) out; keeps the output indexes."""
 
-    def __init__(self) -> None:
+    def __init__(self, tools: list[dict[str, Any]] | None = None) -> None:
         self.index: dict[str, int] = {}  # output item id -> output_index
         self.texts: dict[str, str] = {}
+        self.tools = client_tools.catalog(tools)  # calls go out in the form their tool was declared
 
     def _add(self, item: dict[str, Any]) -> int:
         self.index[item["id"]] = len(self.index)
@@ -138,18 +140,29 @@ class Translator:
         return out
 
     def _tool_item(self, item: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """A call the client runs: added, its arguments (a custom tool's input), done."""
         i = self._add(item)
         where = {"item_id": item["id"], "output_index": i}
+        if item["type"] == "function_call":
+            started = {**item, "arguments": "", "status": "in_progress"}
+            body = [
+                ("response.function_call_arguments.delta", {**where, "delta": item["arguments"]}),
+                (
+                    "response.function_call_arguments.done",
+                    {**where, "name": item["name"], "arguments": item["arguments"]},
+                ),
+            ]
+        elif item["type"] == "custom_tool_call":
+            started = {**item, "input": "", "status": "in_progress"}
+            body = [
+                ("response.custom_tool_call_input.delta", {**where, "delta": item["input"]}),
+                ("response.custom_tool_call_input.done", {**where, "input": item["input"]}),
+            ]
+        else:  # local_shell_call, shell_call, apply_patch_call: whole when added
+            started, body = {**item, "status": "in_progress"}, []
         return [
-            (
-                "response.output_item.added",
-                {"output_index": i, "item": {**item, "arguments": "", "status": "in_progress"}},
-            ),
-            ("response.function_call_arguments.delta", {**where, "delta": item["arguments"]}),
-            (
-                "response.function_call_arguments.done",
-                {**where, "name": item["name"], "arguments": item["arguments"]},
-            ),
+            ("response.output_item.added", {"output_index": i, "item": started}),
+            *body,
             ("response.output_item.done", {"output_index": i, "item": item}),
         ]
 
@@ -178,7 +191,7 @@ class Translator:
             return [e for c in builtin for e in self._builtin_done(c)]
         if event == "thread.run.requires_action":
             calls = data["required_action"]["submit_tool_outputs"]["tool_calls"]
-            return [e for c in calls for e in self._tool_item(call_item(c, True) or {})]
+            return [e for c in calls for e in self._tool_item(call_item(c, True, self.tools) or {})]
         return []
 
 
@@ -209,7 +222,7 @@ async def response_events(
     for name in ("response.created", "response.in_progress"):
         if (chunk := emit(name, {"response": start})) is not None:
             yield chunk
-    translator = Translator()
+    translator = Translator(resp.get("tools"))
     async for raw in run_events(pool, hub, resp["_run_id"], int(resp.get("_stream_after") or 0)):
         if raw == KEEPALIVE:
             yield raw

@@ -18,6 +18,7 @@ from api.routers.assistants import check_model
 from api.run_settle import fail_unstarted_run, orchestration_error
 from api.vector_store_ops import check_attachments, refuse_expired_stores
 from assistants import metrics
+from assistants.db import thread_items
 from assistants.db.pool import Pool as DbPool
 from assistants.db.runlog import append_events
 from assistants.ids import new_id
@@ -112,9 +113,12 @@ async def create_run_with(
     additional_messages: list[MessageCreate] | None,
     include: list[str] | None = None,
     message_ids: list[str] | None = None,
+    history: list[MessageCreate | dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Create a run whose defaults come from `assistant` (an assistant's data, or for a Responses
-    API response, which has no assistant, the defaults it gives: `assistant_id` is then "")."""
+    API response, which has no assistant, the defaults it gives: `assistant_id` is then "").
+    `history` (a response's input) replaces `additional_messages`: its messages and its other
+    items (thread_items) are written in its order, before the run."""
     await check_attachments(pool, project, additional_messages or [], "additional_messages.attachments")
     model = body.model or assistant["model"]
     check_model(settings, model)
@@ -178,8 +182,12 @@ async def create_run_with(
     try:
         async with pool.connection() as conn, conn.transaction():
             await reserve_active_run(conn, settings, project)  # 429 past the project's quota
-            for i, m in enumerate(additional_messages or []):
-                msg = message_object(message_ids[i] if message_ids else new_id("msg"), thread["id"], m)
+            ids = iter(message_ids or [])
+            for m in history if history is not None else additional_messages or []:
+                if isinstance(m, dict):
+                    await thread_items.insert(conn, project, thread["id"], created, m)
+                    continue
+                msg = message_object(next(ids, None) or new_id("msg"), thread["id"], m)
                 await conn.execute(
                     "INSERT INTO messages (id, project_id, thread_id, created_at, data) VALUES (%s, %s, %s, %s, %s)",
                     (msg["id"], project, thread["id"], msg["created_at"], Jsonb(msg)),

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from assistants import client_tools
+
 
 def output_item_id(call_id: str) -> str:
     """A function_call_output item's id, derived from its call's id: the same item reads the same
@@ -35,9 +37,16 @@ def function_output_item(call_id: str, output: str) -> dict[str, Any]:
     }
 
 
-def call_item(call: dict[str, Any], done: bool) -> dict[str, Any] | None:
+def call_item(
+    call: dict[str, Any], done: bool, tools: dict[str, client_tools.ClientTool] | None = None
+) -> dict[str, Any] | None:
+    """A run step's tool call as an output item; a function call in the form of the client tool
+    it stands for (`tools`: a request's catalog, assistants/client_tools.py)."""
     status = "completed" if done else "in_progress"
     kind = call.get("type")
+    if kind == "function" and tools:
+        fn = call.get("function") or {}
+        return client_tools.call_item(call["id"], fn.get("name") or "", fn.get("arguments") or "", tools)
     if kind == "function":
         return function_call_item(call)
     if kind == "file_search":

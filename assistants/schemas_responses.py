@@ -50,12 +50,23 @@ class ResponseCreate(PromptFields):
     background: bool | None = None
     stream: bool | None = None
     include: list[str] | None = None
-    # Accepted and not acted on (README, "Migrating from Assistants to Responses").
-    user: str | None = None
-    safety_identifier: str | None = None
-    prompt_cache_key: str | None = None
+    max_tool_calls: int | None = Field(default=None, ge=1)
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    # Stored and echoed; what each does here is in the README's Responses table.
+    user: str | None = Field(default=None, max_length=512)
+    safety_identifier: str | None = Field(default=None, max_length=512)
+    prompt_cache_key: str | None = Field(default=None, max_length=1024)
+    prompt_cache_retention: str | None = None
+    prompt_cache_options: dict[str, Any] | None = None
     service_tier: str | None = None
     stream_options: dict[str, Any] | None = None
+    client_metadata: dict[str, Any] | None = None  # sent by Codex CLI
+    prompt: dict[str, Any] | None = None
+    context_management: list[dict[str, Any]] | None = None
+    background_options: dict[str, Any] | None = None
+    moderation: dict[str, Any] | None = None
+    access_programs: dict[str, Any] | None = None
+    image: dict[str, Any] | None = None
 
     _meta = field_validator("metadata")(_check_metadata)
 

@@ -182,8 +182,8 @@ def test_errors(client: openai.OpenAI, other_client: openai.OpenAI, model_name: 
             call()
         assert nf.value.code == "not_found"
     bad_inputs = [
-        {"input": [{"type": "web_search_call", "id": "x"}]},
-        {"input": "x", "tools": [{"type": "web_search"}]},
+        {"input": [{"type": "no_such_item", "id": "x"}]},
+        {"input": "x", "tools": [{"type": "mcp", "server_label": "m", "server_url": "http://127.0.0.1:9"}]},
         {"input": "x", "max_output_tokens": 8},
         {"input": "x", "temperature": 5},
         {"input": "x", "text": {"format": {"type": "json_schema", "name": "bad name!", "schema": {}}}},

@@ -26,7 +26,7 @@ router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 def item_messages(items: list[dict[str, Any]], param: str) -> list[MessageCreate]:
     """Conversation items as thread messages: only user and assistant messages map onto a thread."""
     parsed = parse_input(items, param)
-    if parsed.outputs or parsed.calls or parsed.system:
+    if len(parsed.messages) != len(parsed.entries) or parsed.system:
         raise bad_request(
             "Only user and assistant message items can be added to a conversation.", param, "invalid_value"
         )
@@ -44,7 +44,7 @@ async def create_conversation(
     body = body or ConversationCreate()
     messages = item_messages(body.items or [], "items")
     thread = await create_thread_rows(
-        pool, project, ThreadCreate(messages=messages, metadata=body.metadata), temporal, settings
+        pool, project, ThreadCreate(messages=messages, metadata=body.metadata), temporal, settings, "conv"
     )
     return conversation_object(thread)
 

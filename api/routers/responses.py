@@ -20,6 +20,16 @@ from api.conversation_items import message_item, page_of
 from api.deps import AppSettings, Listing, Pool, Project, Temporal
 from api.errors import APIError, bad_request, not_found
 from api.response_fork import fork_point, fork_thread
+from api.response_history import (
+    check_pairs,
+    close_answered,
+    continues_run,
+    freeze_responses,
+    pending_calls,
+    resolve_references,
+    thread_calls,
+    waiting_elsewhere,
+)
 from api.response_input import ParsedInput, parse_input, run_options, vector_store_ids
 from api.response_lookup import require_response, require_stores, thread_for
 from api.response_objects import input_item_view, output_items, request_fields, response_object
@@ -34,6 +44,8 @@ from api.sse import stream_response
 from api.sse_cursors import last_seq
 from api.sse_hub import Hub, RunEventHub
 from api.tool_call_items import output_item_id
+from assistants import client_tools
+from assistants.client_tools import call_item
 from assistants.db import objects
 from assistants.db.pool import Pool as DbPool
 from assistants.ids import new_id
@@ -78,54 +90,43 @@ async def _with_stores(
     return await objects.patch(pool, "threads", project, thread["id"], fields) or thread
 
 
-async def _waiting_run(pool: DbPool, project: str, thread: dict[str, Any] | None) -> dict[str, Any]:
-    if thread is not None:
-        async with pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    "SELECT data FROM runs WHERE thread_id = %s AND project_id = %s AND status = 'requires_action'",
-                    (thread["id"], project),
-                )
-            ).fetchone()
-        if row is not None:
-            return row["data"]
-    raise bad_request(
-        "No response is waiting for function call outputs: send function_call_output items with the"
-        " previous_response_id (or conversation) of the response that made the calls.",
-        "input",
-    )
+async def _waiting_run(pool: DbPool, project: str, thread: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The run on this thread that waits for function outputs, if any."""
+    if thread is None:
+        return None
+    async with pool.connection() as conn:
+        row = await (
+            await conn.execute(
+                "SELECT data FROM runs WHERE thread_id = %s AND project_id = %s AND status = 'requires_action'",
+                (thread["id"], project),
+            )
+        ).fetchone()
+    return None if row is None else dict(row["data"])
+
+
+def _item_with_id(item: dict[str, Any]) -> dict[str, Any]:
+    """An input item as input_items lists it: the client's id, or one of ours."""
+    if item.get("id"):
+        return dict(item)
+    if item.get("type") in client_tools.OUTPUT_TYPES and item.get("call_id"):
+        return {**item, "id": output_item_id(item["call_id"])}
+    return {**item, "id": new_id("msg" if item.get("type") == "message" else "item")}
 
 
 async def _continue_run(
     pool: DbPool,
     temporal: Any,
     project: str,
-    thread: dict[str, Any] | None,
+    run: dict[str, Any],
     parsed: ParsedInput,
     base: dict[str, Any],
 ) -> dict[str, Any]:
-    """function_call_output items: hand them to the waiting run; the new response shows the rest."""
-    run = await _waiting_run(pool, project, thread)
-    pending = [c["id"] for c in run["required_action"]["submit_tool_outputs"]["tool_calls"]]
-    stray = sorted(parsed.calls - set(pending))
-    if stray:
-        raise bad_request(f"No pending function call with call_id {stray[0]!r}.", "input", "invalid_value")
+    """Outputs for the waiting run's calls: hand them to it; the new response shows the rest."""
     ids = list(parsed.outputs)
     check_tool_outputs(run, ids)
     _, seen = await output_items(pool, run["id"], [])
-    # Responses already made by this run end where they are now: freeze them.
-    async with pool.connection() as conn:
-        earlier = await (
-            await conn.execute(
-                "SELECT data FROM responses WHERE run_id = %s AND NOT data ? '_snapshot'", (run["id"],)
-            )
-        ).fetchall()
-    for row in earlier:
-        snapshot = await response_object(pool, row["data"], run)
-        await objects.patch(pool, "responses", project, row["data"]["id"], {"_snapshot": snapshot})
-    items = [
-        {**i, "id": output_item_id(i["call_id"]) if "call_id" in i else new_id("msg")} for i in parsed.items
-    ]
+    await freeze_responses(pool, project, run)  # responses already made by this run end here
+    items = [_item_with_id(i) for i in parsed.items if i.get("type") in client_tools.OUTPUT_TYPES]
     resp = {
         "_stream_after": await last_seq(pool, run["id"]),  # its stream: what follows the outputs
         **base,
@@ -150,19 +151,27 @@ async def _start_run(
     parsed: ParsedInput,
     model: str,
     base: dict[str, Any],
+    carried: list[dict[str, Any]],
 ) -> dict[str, Any]:
+    """A new run on the thread over the input's history; `carried`: call items of a closed run
+    whose outputs the input gives, written first so each output follows its call."""
     options = run_options(body, model, parsed.system)
     thread = thread or await create_thread_rows(pool, project, None)
     thread = await _with_stores(pool, project, thread, vector_store_ids(body))
+    for entry in parsed.entries:  # the same objects parsed.items lists: one id in both places
+        if isinstance(entry, dict) and not entry.get("id"):
+            entry["id"] = _item_with_id(entry)["id"]
     msg_ids = [new_id("msg") for _ in parsed.messages]
     messages = iter(zip(msg_ids, parsed.messages, strict=True))
     items = []
     for item in parsed.items:
-        if item["role"] in ("user", "assistant"):
+        if item.get("type") == "message" and item["role"] in ("user", "assistant"):
             msg_id, m = next(messages)
             items.append(message_item(message_object(msg_id, thread["id"], m)))
-        else:  # folded into the run's instructions
+        elif item.get("type") == "message":  # folded into the run's instructions
             items.append(input_item_view({**item, "id": new_id("msg")}))
+        else:
+            items.append(input_item_view(_item_with_id(item)))
     defaults = {"model": model, "instructions": "", "tools": [], "response_format": "auto", "metadata": {}}
     run = await create_run_with(
         pool,
@@ -175,13 +184,34 @@ async def _start_run(
         None,
         parsed.messages,
         message_ids=msg_ids,
+        history=[*carried, *parsed.entries],
     )
+    extra: dict[str, Any] = {}
     if body.truncation == "disabled":  # read by the generate activity (activities/prompt.py)
-        await objects.patch(pool, "runs", project, run["id"], {"_truncation": "disabled"})
-    resp = {**base, "_run_id": run["id"], "_thread_id": thread["id"], "_skip_steps": [], "_input": items}
+        extra["_truncation"] = "disabled"
+    if body.max_tool_calls is not None:  # read by the generate activity (activities/prompt.py)
+        extra["_max_tool_calls"] = body.max_tool_calls
+    if extra:
+        await objects.patch(pool, "runs", project, run["id"], extra)
+    resp = {
+        **base,
+        "_run_id": run["id"],
+        "_thread_id": thread["id"],
+        "_skip_steps": [],
+        "_input": items,
+        "_items_seq": await _last_item_seq(pool, thread["id"]),
+    }
     await objects.insert(pool, "responses", project, resp, thread_id=thread["id"], run_id=run["id"])
     await start_workflow(pool, temporal, settings, project, run)
     return resp
+
+
+async def _last_item_seq(pool: DbPool, thread_id: str) -> int | None:
+    async with pool.connection() as conn:
+        row = await (
+            await conn.execute("SELECT max(seq) AS seq FROM thread_items WHERE thread_id = %s", (thread_id,))
+        ).fetchone()
+    return None if row is None or row["seq"] is None else int(row["seq"])
 
 
 def _stream(
@@ -229,24 +259,41 @@ async def create_response(
     if not model:
         raise bad_request("model is required.", "model", "missing_required_parameter")
     check_model(settings, model)
-    parsed = parse_input(body.input)
-    if not parsed.messages and not parsed.outputs:
-        raise bad_request("input must hold at least one user message or function_call_output.", "input")
+    parsed = parse_input(await resolve_references(pool, project, body.input))
+    if not parsed.entries:
+        raise bad_request("input must hold at least one item besides system and developer messages.", "input")
     if body.max_output_tokens is not None and body.max_output_tokens < settings.min_completion_tokens:
         raise bad_request(
             f"max_output_tokens must be at least {settings.min_completion_tokens}.", "max_output_tokens"
         )
     if body.store is False and body.background:
         raise bad_request("background=true requires store=true.", "background")
+    if body.prompt is not None:  # reusable prompts live in OpenAI's dashboard; none are stored here
+        raise not_found("prompt", str(body.prompt.get("id")), "prompt.id")
     base = {"id": new_id("resp"), "created_at": now(), **request_fields(body, model)}
-    if prev is not None and thread is not None and not parsed.outputs:
+    if prev is not None and thread is not None:
         until = await fork_point(pool, prev)
         if until is not None:  # the previous response's thread moved on: continue a copy
             thread = await fork_thread(pool, project, thread, until)
-    if parsed.outputs:
-        resp = await _continue_run(pool, temporal, project, thread, parsed, base)
+    waiting = await _waiting_run(pool, project, thread)
+    known = await thread_calls(pool, thread["id"]) if thread is not None else set()
+    check_pairs(parsed, known, waiting)
+    if waiting is not None and continues_run(parsed, waiting):
+        resp = await _continue_run(pool, temporal, project, waiting, parsed, base)
     else:
-        resp = await _start_run(pool, temporal, settings, project, thread, body, parsed, model, base)
+        carried: list[dict[str, Any]] = []
+        if waiting is not None:  # answered along with more input: the conversation goes on anew
+            names = client_tools.catalog(body.tools)
+            carried = [
+                call_item(c["id"], c["function"]["name"], c["function"]["arguments"], names)
+                for c in pending_calls(waiting)
+                if c["id"] not in parsed.calls
+            ]
+            await close_answered(pool, temporal, settings, hub, project, waiting, wait=True)
+        for run in await waiting_elsewhere(pool, project, sorted(set(parsed.outputs) - known)):
+            if thread is None or run["thread_id"] != thread["id"]:  # a stateless client answered it
+                await close_answered(pool, temporal, settings, hub, project, run, wait=False)
+        resp = await _start_run(pool, temporal, settings, project, thread, body, parsed, model, base, carried)
     forget = None
     if body.store is False:
         own_thread = thread is None

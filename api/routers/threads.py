@@ -28,9 +28,11 @@ async def create_thread_rows(
     body: ThreadCreate | None,
     temporal: Client | None = None,
     settings: Settings | None = None,
+    id_prefix: str = "thread",
 ) -> dict[str, Any]:
     """Insert a thread and its initial messages in one transaction (then, given `temporal` and
-    `settings`, create its `tool_resources.file_search.vector_stores` and attach message files)."""
+    `settings`, create its `tool_resources.file_search.vector_stores` and attach message files).
+    The Conversations API names its threads `conv_...`; either API opens either kind."""
     body = body or ThreadCreate()
     # --- files (issue 5): check attached files before creating anything ---
     from api import vector_store_ops as vs
@@ -41,7 +43,7 @@ async def create_thread_rows(
     await vs.check_attachments(pool, project, body.messages or [], "messages.attachments")
     await vs.check_tool_resources(pool, project, body.tool_resources)
     # --- end files ---
-    thread = thread_object(new_id("thread"), body.tool_resources, body.metadata)
+    thread = thread_object(new_id(id_prefix), body.tool_resources, body.metadata)
     async with pool.connection() as conn, conn.transaction():
         await conn.execute(
             "INSERT INTO threads (id, project_id, created_at, data) VALUES (%s, %s, %s, %s)",
