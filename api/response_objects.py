@@ -127,6 +127,21 @@ def _incomplete(run: dict[str, Any]) -> dict[str, Any] | None:
     return {"reason": INCOMPLETE_REASONS.get(str(reason), reason)}
 
 
+# What a built-in call item carries only when the request's `include` asks for it, as OpenAI's.
+INCLUDE_ONLY = {
+    "file_search_call": ("results", "file_search_call.results"),
+    "code_interpreter_call": ("outputs", "code_interpreter_call.outputs"),
+}
+
+
+def shown(item: dict[str, Any], include: list[str] | None) -> dict[str, Any]:
+    """An output item as a response with this `include` shows it."""
+    field = INCLUDE_ONLY.get(item.get("type", ""))
+    if field is None or field[1] in (include or []):
+        return item
+    return {**item, field[0]: None}
+
+
 async def response_object(pool: DbPool, resp: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
     """The response as the SDK parses it, from its stored request and its run as it now is."""
     if resp.get("_snapshot"):
@@ -136,7 +151,7 @@ async def response_object(pool: DbPool, resp: dict[str, Any], run: dict[str, Any
     out = {k: v for k, v in resp.items() if not k.startswith("_")}
     out.update(
         status=status,
-        output=items,
+        output=[shown(i, resp.get("_include")) for i in items],
         usage=usage_of(run, resp.get("_usage_base")),
         error=_error(run),
         incomplete_details=_incomplete(run),

@@ -9,7 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from api.response_objects import message_item, response_object
+from api.response_objects import message_item, response_object, shown
 from api.sse import STOP_EVENTS, run_events
 from api.sse_encode import KEEPALIVE, encode
 from api.sse_hub import RunEventHub
@@ -36,7 +36,8 @@ def _parse(chunk: bytes) -> tuple[str, Any] | None:
 class Translator:
     """Run events in, Responses events (name, payload) out; keeps the output indexes."""
 
-    def __init__(self, tools: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, tools: list[dict[str, Any]] | None = None, include: list[str] | None = None) -> None:
+        self.include = include
         self.index: dict[str, int] = {}  # output item id -> output_index
         self.texts: dict[str, str] = {}
         self.tools = client_tools.catalog(tools)  # calls go out in the form their tool was declared
@@ -135,7 +136,10 @@ class Translator:
             ]
         out += [
             (f"response.{item['type']}.completed", where),
-            ("response.output_item.done", {"output_index": where["output_index"], "item": item}),
+            (
+                "response.output_item.done",
+                {"output_index": where["output_index"], "item": shown(item, self.include)},
+            ),
         ]
         return out
 
@@ -222,7 +226,7 @@ async def response_events(
     for name in ("response.created", "response.in_progress"):
         if (chunk := emit(name, {"response": start})) is not None:
             yield chunk
-    translator = Translator(resp.get("tools"))
+    translator = Translator(resp.get("tools"), resp.get("_include"))
     async for raw in run_events(pool, hub, resp["_run_id"], int(resp.get("_stream_after") or 0)):
         if raw == KEEPALIVE:
             yield raw

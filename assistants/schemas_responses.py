@@ -13,7 +13,18 @@ from pydantic import Field, field_validator
 
 from assistants.schemas import Metadata, Strict, _check_metadata
 
-MAX_ITEMS = 20  # items one conversations.create / items.create may carry
+MAX_ITEMS = 20
+# The `include` values of the current spec (openai-python's ResponseIncludable).
+Includable = Literal[
+    "file_search_call.results",
+    "web_search_call.results",
+    "web_search_call.action.sources",
+    "message.input_image.image_url",
+    "computer_call_output.output.image_url",
+    "code_interpreter_call.outputs",
+    "reasoning.encrypted_content",
+    "message.output_text.logprobs",
+]  # items one conversations.create / items.create may carry
 
 
 class ConversationRef(Strict):
@@ -49,7 +60,7 @@ class ResponseCreate(PromptFields):
     metadata: Metadata = None
     background: bool | None = None
     stream: bool | None = None
-    include: list[str] | None = None
+    include: list[Includable] | None = None
     max_tool_calls: int | None = Field(default=None, ge=1)
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     # Stored and echoed; what each does here is in the README's Responses table.

@@ -41,7 +41,9 @@ for extra in scripts/setup_sandbox.sh scripts/setup_browser.sh scripts/setup_vll
   fi
 done
 
-# The official Node SDK for tests/test_node_sdk.py, as pinned in tests/node/package-lock.json.
+# Node test clients, as pinned in tests/node/package-lock.json: the official `openai` SDK
+# (tests/test_node_sdk.py), the Vercel AI SDK (tests/test_vercel_ai_sdk.py) and the Codex CLI,
+# whose npm package ships its Linux binary (tests/test_codex_cli.py).
 NODE_STAMP="$ROOT/tests/node/node_modules/.setup-stamp"
 if command -v npm >/dev/null; then
   want_node="$(sha256sum tests/node/package-lock.json | cut -d' ' -f1)"
@@ -53,7 +55,7 @@ if command -v npm >/dev/null; then
     echo "$want_node" >"$NODE_STAMP"
   fi
 else
-  log "npm not found: tests/test_node_sdk.py will skip here and fail under CI"
+  log "npm not found: the Node client tests (test_node_sdk, test_vercel_ai_sdk, test_codex_cli) will skip here and fail under CI"
 fi
 
 log "preparing the default model in $DATA_DIR"

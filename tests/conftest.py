@@ -13,6 +13,7 @@ import pytest
 
 from tests import vllm_server
 from tests.requires import missing
+from tests.scripted_engine import ScriptedEngine
 from tests.stackutil import StackHandle, own_stack
 
 # The SDK marks the Assistants API deprecated; that is the API this server exists to serve.
@@ -28,6 +29,10 @@ REMOTE_MODEL_LONG = "smollm2-vllm-long"  # the same upstream, asked to ignore EO
 VLLM_PORT = vllm_server.free_port()
 _vllm: vllm_server.VllmServer | None = None
 _wants_vllm = False  # any collected test uses the `vllm` fixture
+# And SCRIPTED_MODEL: a scripted engine (tests/scripted_engine.py; it answers by rule, it runs no
+# model) that calls the shell tool a client offers, for clients that never force a tool call (Codex).
+SCRIPTED_MODEL = "scripted-codex"
+SCRIPTED = ScriptedEngine()  # binds its port now; served from the `stack` fixture on
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -49,7 +54,13 @@ def _providers() -> str:
         },
     }
     long = {**remote, "extra_body": {"ignore_eos": True}}
-    return json.dumps({REMOTE_MODEL: remote, REMOTE_MODEL_LONG: long})
+    scripted = {
+        "provider": "openai",
+        "base_url": SCRIPTED.base_url,
+        "model": SCRIPTED_MODEL,
+        "capabilities": {"tools": True, "json_schema": False, "vision": False, "context_length": 32768},
+    }
+    return json.dumps({REMOTE_MODEL: remote, REMOTE_MODEL_LONG: long, SCRIPTED_MODEL: scripted})
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +70,7 @@ def stack() -> Iterator[StackHandle]:
     # running the fuzzer (~2000 requests a minute here) never turns it into 429s.
     global _vllm
     env = {"ASSISTANTS_PROJECT_REQUESTS_PER_MINUTE": "0", "ASSISTANTS_MODEL_PROVIDERS": _providers()}
+    SCRIPTED.start()
     with own_stack("assistants-e2e-", env=env) as handle:
         if _wants_vllm and vllm_server.available():
             model_dir = handle.data_dir / "models" / "smollm2-135m-instruct"
@@ -79,6 +91,12 @@ def vllm(stack: StackHandle) -> vllm_server.VllmServer:
         missing("vLLM is not installed (.vllm-venv): run scripts/setup_vllm.sh")
     _vllm.wait_ready(900)
     return _vllm
+
+
+@pytest.fixture(scope="session")
+def scripted_engine(stack: StackHandle) -> ScriptedEngine:
+    """The engine behind SCRIPTED_MODEL; `.requests` holds every chat completions body it got."""
+    return SCRIPTED
 
 
 @pytest.fixture(scope="session")

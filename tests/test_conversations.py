@@ -168,7 +168,9 @@ def test_built_in_tool_calls_are_items(client: openai.OpenAI, model_name: str) -
     """A code_interpreter call a response made is one of its conversation's items, between the
     question and the answer, the same item the response's output shows."""
     conv = client.conversations.create()
-    ran = client.responses.create(**code_response(model_name, conversation=conv.id))
+    ran = client.responses.create(
+        **code_response(model_name, conversation=conv.id, include=["code_interpreter_call.outputs"])
+    )
     assert ran.status in ("completed", "incomplete"), ran.error
     items = client.conversations.items.list(conv.id, order="asc").data
     user, *made = items

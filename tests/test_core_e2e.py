@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import REMOTE_MODEL, REMOTE_MODEL_LONG
+from tests.conftest import REMOTE_MODEL, REMOTE_MODEL_LONG, SCRIPTED_MODEL
 from tests.stackutil import StackHandle
 
 pytestmark = pytest.mark.timeout(300)
@@ -24,8 +24,9 @@ def _text(message) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_models_and_auth(stack: StackHandle, client: openai.OpenAI) -> None:
-    # The bundled in-process model first, then the session stack's remote (vLLM) models.
-    assert [m.id for m in client.models.list()] == ["smollm2-135m-instruct", REMOTE_MODEL, REMOTE_MODEL_LONG]
+    # The bundled in-process model first, then the session stack's remote models (vLLM, scripted).
+    models = [m.id for m in client.models.list()]
+    assert models == ["smollm2-135m-instruct", REMOTE_MODEL, REMOTE_MODEL_LONG, SCRIPTED_MODEL]
     for key in (None, "sk-wrong"):
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         r = httpx.get(stack.base_url + "/models", headers=headers)

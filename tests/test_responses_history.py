@@ -12,6 +12,9 @@ import json
 import openai
 import pytest
 
+from activities.prompt import load_turn_context
+from assistants.db.pool import open_pool
+from tests.stackutil import StackHandle
 from tests.test_responses import CALL_TOKENS, TOKENS, WEATHER_TOOL
 
 pytestmark = pytest.mark.timeout(300)
@@ -144,6 +147,19 @@ def test_every_item_type_as_history(client: openai.OpenAI, model_name: str) -> N
             "operation": {"type": "create_file", "path": "a.txt", "diff": "+teal\n"},
         },
         {"type": "apply_patch_call_output", "call_id": "call_ap", "status": "completed", "output": "done"},
+        {
+            "type": "file_search_call",
+            "id": "fs_1",
+            "status": "completed",
+            "queries": ["teal"],
+            "results": [{"file_id": "file-x", "filename": "notes.txt", "score": 0.9, "text": "teal"}],
+        },
+        {
+            "type": "web_search_call",
+            "id": "ws_1",
+            "status": "completed",
+            "action": {"type": "search", "query": "teal"},
+        },
         {"role": "user", "content": "What was the word?"},
     ]
     resp = client.responses.create(model=model_name, input=items, max_output_tokens=TOKENS, temperature=0)
@@ -238,3 +254,38 @@ def test_every_request_field_the_sdk_knows_is_accepted(client: openai.OpenAI, mo
     assert resp.reasoning is not None and resp.reasoning.summary == "auto"
     assert resp.text.verbosity == "low" and resp.max_tool_calls == 2 and resp.prompt_cache_key == "k1"
     assert json.loads(resp.model_dump_json())["service_tier"] == "default"
+
+
+async def test_max_tool_calls_stops_offering_tools(
+    client: openai.OpenAI, model_name: str, stack: StackHandle
+) -> None:
+    """Once a response's run made `max_tool_calls` calls, its next turn offers the model no tool:
+    the turn's context as the generate activity loads it from Postgres (activities/prompt.py)."""
+    first = client.responses.create(
+        model=model_name,
+        input="What is the weather in Paris?",
+        tools=[WEATHER_TOOL],
+        tool_choice={"type": "function", "name": "get_weather"},
+        max_output_tokens=CALL_TOKENS,
+        temperature=0,
+        max_tool_calls=1,
+    )
+    assert first.max_tool_calls == 1 and [o.type for o in first.output] == ["function_call"]
+    pool = await open_pool(stack.database_url, max_size=2)
+    try:
+        async with pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT r.data FROM runs r JOIN responses p ON p.run_id = r.id WHERE p.id = %s",
+                    (first.id,),
+                )
+            ).fetchone()
+        assert row is not None
+        run = row["data"]
+        limited = await load_turn_context(pool, run, "", 1, 8192)
+        unlimited = await load_turn_context(
+            pool, {k: v for k, v in run.items() if k != "_max_tool_calls"}, "", 1, 8192
+        )
+    finally:
+        await pool.close()
+    assert limited.tool_choice == "none" and unlimited.tool_choice == "auto"

@@ -41,7 +41,9 @@ def _check_indexes(events: list) -> None:
 
 
 def test_code_interpreter_call_streams_its_parts(client: openai.OpenAI, model_name: str) -> None:
-    events = _events(client.responses.stream(**code_response(model_name)))
+    events = _events(
+        client.responses.stream(**code_response(model_name, include=["code_interpreter_call.outputs"]))
+    )
     final = events[-1].response
     assert final.status in ("completed", "incomplete"), final.error
     [call] = [o for o in final.output if o.type == "code_interpreter_call"]
@@ -80,6 +82,7 @@ def test_file_search_call_streams_its_parts(client: openai.OpenAI, model_name: s
             tool_choice={"type": "file_search"},
             temperature=0,
             max_output_tokens=60,
+            include=["file_search_call.results"],
         )
     )
     final = events[-1].response

@@ -270,7 +270,12 @@ async def create_response(
         raise bad_request("background=true requires store=true.", "background")
     if body.prompt is not None:  # reusable prompts live in OpenAI's dashboard; none are stored here
         raise not_found("prompt", str(body.prompt.get("id")), "prompt.id")
-    base = {"id": new_id("resp"), "created_at": now(), **request_fields(body, model)}
+    base = {
+        "id": new_id("resp"),
+        "created_at": now(),
+        **request_fields(body, model),
+        "_include": list(body.include or []),  # what its output items carry (response_objects.shown)
+    }
     if prev is not None and thread is not None:
         until = await fork_point(pool, prev)
         if until is not None:  # the previous response's thread moved on: continue a copy
