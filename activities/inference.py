@@ -47,7 +47,9 @@ from assistants.settings import Settings
 log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY_S = 2.0
-DEFAULT_MAX_NEW_TOKENS = 512
+# Without a max_output_tokens / max_completion_tokens the answer may take all the context the
+# prompt leaves; a prompt trimmed to fit (truncation "auto") leaves at least this much.
+OUTPUT_RESERVE_TOKENS = 512
 EMPTY_PARAMS: dict[str, Any] = {"type": "object", "properties": {}}
 
 
@@ -89,6 +91,14 @@ async def _text_constraint(
     return await grammar.answer_or_call_constraint_async(
         compiler, schema, specs, toolcalls.OPEN_TAG, toolcalls.CLOSE_TAG
     )
+
+
+@dataclasses.dataclass
+class _OnlyRepeats:
+    """A free turn whose only output was calls this run already made: dropped, and answered
+    again without tools; what it generated still counts."""
+
+    completion_tokens: int
 
 
 def _canonical(value: Any) -> str:
@@ -192,8 +202,22 @@ class InferenceActivities(InputTokenCounting):
             full = await self._with_images(full, model.capabilities.vision)
             return await record_turn(self.pool, inp, await turn.generate(model, full, attempt))
 
-    def _max_new(self, inp: GenerateInput) -> int:
-        return min(inp.max_new_tokens or DEFAULT_MAX_NEW_TOKENS, self.settings.max_context_tokens // 2)
+    @staticmethod
+    def _output_reserve(inp: GenerateInput, context: int) -> int:
+        """The tokens a prompt must leave for the answer: the turn's budget if it has one, else
+        OUTPUT_RESERVE_TOKENS; never more than half the context, so a large budget never
+        crowds the prompt out."""
+        return min(inp.max_new_tokens or OUTPUT_RESERVE_TOKENS, context // 2)
+
+    @staticmethod
+    def output_limit(inp: GenerateInput, context: int, prompt_tokens: int) -> int:
+        """The most tokens this turn may generate: what the context has left after the prompt,
+        and no more than the turn's budget (the rest of max_completion_tokens) if it has one.
+        Generation cut by either ends `length`, and the run incomplete."""
+        room = context - prompt_tokens
+        if inp.max_new_tokens:
+            room = min(room, inp.max_new_tokens)
+        return max(1, room)
 
     @staticmethod
     def _template_input(
@@ -211,27 +235,33 @@ class InferenceActivities(InputTokenCounting):
     async def _generate(self, model: Any, inp: GenerateInput, attempt: int) -> GenerateOutput:
         messages, specs, native = self._template_input(model, inp)
         forced = _forced_name(inp.tool_choice)
-        max_new = self._max_new(inp)
         prompt_ids = await asyncio.to_thread(
-            self._fit_prompt, model, inp, messages, specs if native else None, max_new
+            self._fit_prompt, model, inp, messages, specs if native else None
         )
         if prompt_ids is None:
             return GenerateOutput(
                 text="", prompt_tokens=0, completion_tokens=0, finish_reason="prompt_too_long"
             )
+        max_new = self.output_limit(inp, model.context_window, len(prompt_ids))
         if specs and (forced is not None or inp.tool_choice == "required"):
             return await self._forced_call(model, inp, attempt, prompt_ids, specs, max_new)
         out = await self._free_turn(model, inp, attempt, prompt_ids, specs, max_new, native)
-        if out is None:
-            # The model only repeated calls it already made (small models loop): answer instead.
+        if isinstance(out, _OnlyRepeats):
+            # The model only repeated calls it already made (small models loop): answer instead,
+            # shown no tools. It still sees its earlier calls, and may imitate them: its markup
+            # is held back from the text all the same (_free_turn filters every turn).
+            log.info("run %s turn %d repeated its calls: answering without tools", inp.run_id, inp.turn)
             messages = toolcalls.messages_for_template(chat_messages(inp.messages), [], native)
-            prompt_ids = await asyncio.to_thread(self._fit_prompt, model, inp, messages, None, max_new)
+            prompt_ids = await asyncio.to_thread(self._fit_prompt, model, inp, messages, None)
             if prompt_ids is None:
                 return GenerateOutput(
                     text="", prompt_tokens=0, completion_tokens=0, finish_reason="prompt_too_long"
                 )
-            out = await self._free_turn(model, inp, attempt, prompt_ids, [], max_new)
-            assert out is not None
+            max_new = self.output_limit(inp, model.context_window, len(prompt_ids))
+            answer = await self._free_turn(model, inp, attempt, prompt_ids, [], max_new)
+            assert isinstance(answer, GenerateOutput)
+            answer.completion_tokens += out.completion_tokens  # generated, then dropped: still spent
+            return answer
         return out
 
     def _fit_prompt(
@@ -240,10 +270,11 @@ class InferenceActivities(InputTokenCounting):
         inp: GenerateInput,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]] | None,
-        max_new: int,
     ) -> list[int] | None:
-        """Prompt ids, trimmed per the truncation strategy; None if it cannot fit."""
-        limit = self.settings.max_context_tokens - max_new
+        """Prompt ids, trimmed per the truncation strategy to leave room for the answer
+        (`_output_reserve`); None if it cannot fit."""
+        context = model.context_window
+        limit = context - self._output_reserve(inp, context)
         if inp.max_prompt_tokens is not None:
             limit = min(limit, inp.max_prompt_tokens)
         effort = inp.reasoning_effort
@@ -293,17 +324,15 @@ class InferenceActivities(InputTokenCounting):
         specs: list[dict[str, Any]],
         max_new: int,
         native: bool = False,
-    ) -> GenerateOutput | None:
+    ) -> GenerateOutput | _OnlyRepeats:
         """The model answers freely: text streams as message deltas; tool-call markup is held
-        back, and the first call streams as step deltas (activities/call_stream.py)."""
+        back (on every turn: a model shown no tools may still imitate the calls in its history),
+        and the first call streams as step deltas (activities/call_stream.py)."""
         stream = MessageStream(self.pool, inp, attempt)
-        markup = toolcalls.MarkupFilter() if specs else None
+        markup = toolcalls.MarkupFilter(bare_json=bool(specs))
         auto = AutoCallStream(self.pool, inp, attempt, specs) if specs and not native else None
 
         def on_delta(piece: str) -> None:
-            if markup is None:
-                stream.push(piece)
-                return
             stream.push(markup.feed(piece))
             if auto is not None and markup.in_call:
                 auto.feed(markup)
@@ -324,7 +353,6 @@ class InferenceActivities(InputTokenCounting):
             inp.model, timings.first_token_s, timings.total_s, result.completion_tokens
         )
         calls: list[ToolCall] = []
-        text = result.text
         completion = result.completion_tokens
         if step is not None and auto is not None:
             calls, used = await self._streamed_calls(
@@ -336,12 +364,15 @@ class InferenceActivities(InputTokenCounting):
             text_part, parsed = toolcalls.parse_tool_calls(result.text)
             fresh = [p for p in parsed if not _already_called(inp, p)]
             if parsed and not fresh and not stream.emitted.strip():
-                return None
-            calls = await self._validated_calls(model, inp, prompt_ids, fresh, specs)
+                return _OnlyRepeats(completion)
+            calls, used = await self._validated_calls(model, inp, prompt_ids, fresh, specs, max_new)
+            completion += used
             # Markup never reaches message text, even when the call in it was unusable.
             text = (
                 stream.emitted if calls else (text_part if toolcalls.OPEN_TAG in result.text else result.text)
             )
+        else:
+            text = toolcalls.text_before_markup(result.text)
         rest = text[len(stream.emitted) :] if text.startswith(stream.emitted) else ""
         if rest:
             await stream.write_text(rest)
@@ -404,7 +435,10 @@ class InferenceActivities(InputTokenCounting):
         if inp.parallel_tool_calls:
             _, parsed = toolcalls.parse_tool_calls(output)
             rest = [p for p in parsed[1:] if not _already_called(inp, p)]
-            more_calls = await self._validated_calls(model, inp, prompt_ids, rest, specs, first=1)
+            more_calls, regenerated = await self._validated_calls(
+                model, inp, prompt_ids, rest, specs, max_new, first=1
+            )
+            used += regenerated
             await step.append_calls(more_calls, 1)
             calls += more_calls
         await step.write_calls(calls)
@@ -417,11 +451,14 @@ class InferenceActivities(InputTokenCounting):
         prompt_ids: list[int],
         parsed: list[toolcalls.ParsedCall],
         specs: list[dict[str, Any]],
+        max_new: int,
         first: int = 0,
-    ) -> list[ToolCall]:
-        """Keep calls to known functions; arguments that do not validate are regenerated constrained."""
+    ) -> tuple[list[ToolCall], int]:
+        """Keep calls to known functions; arguments that do not validate are regenerated
+        constrained. Returns the calls and the tokens that regenerating took."""
         by_name = {s["function"]["name"]: s["function"] for s in specs}
         calls: list[ToolCall] = []
+        used = 0
         for p in parsed:
             fn = by_name.get(p.name)
             if fn is None:
@@ -431,7 +468,10 @@ class InferenceActivities(InputTokenCounting):
                 grammar.validate_arguments(p.arguments, schema)
                 arguments = json.dumps(p.arguments, ensure_ascii=False)
             except jsonschema.ValidationError:
-                arguments, _ = await self._constrained_arguments(model, inp, prompt_ids, p.name, schema, None)
+                arguments, n = await self._constrained_arguments(
+                    model, inp, prompt_ids, p.name, schema, None, max_new
+                )
+                used += n
             calls.append(
                 ToolCall(
                     id=derived_id("call", inp.run_id, inp.turn, first + len(calls)),
@@ -442,7 +482,7 @@ class InferenceActivities(InputTokenCounting):
             )
             if not inp.parallel_tool_calls:
                 break
-        return calls
+        return calls, used
 
     async def _forced_call(
         self,
@@ -503,7 +543,7 @@ class InferenceActivities(InputTokenCounting):
         name: str,
         schema: dict[str, Any],
         step: ToolStepStream | None,
-        max_new: int = DEFAULT_MAX_NEW_TOKENS,
+        max_new: int,
         resume: tuple[str, str] | None = None,
     ) -> tuple[str, int]:
         """The arguments, generated under the schema; with `resume` (the model's output so far,

@@ -108,11 +108,7 @@ async def finish_turn_rows(conn: DbConn, res: StepResult) -> list[tuple[str, dic
     """Finish the turn's message and steps; returns the events to append (same transaction)."""
     out = res.output
     ts = now()
-    usage: dict[str, int] | None = {
-        "prompt_tokens": out.prompt_tokens,
-        "completion_tokens": out.completion_tokens,
-        "total_tokens": out.prompt_tokens + out.completion_tokens,
-    }
+    usage: dict[str, Any] | None = step_usage(out)
     events: list[tuple[str, dict[str, Any]]] = []
     if out.created_message:
         incomplete = out.finish_reason == "length"
@@ -156,11 +152,23 @@ async def finish_turn_rows(conn: DbConn, res: StepResult) -> list[tuple[str, dic
         await conn.execute(
             "UPDATE run_steps SET data = data || %s WHERE id = %s",
             (
-                Jsonb({"usage": usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}),
+                Jsonb({"usage": usage or step_usage(GenerateOutput("", 0, 0, ""))}),
                 out.tool_step_id or res.step_id,
             ),
         )
     return events
+
+
+def step_usage(out: GenerateOutput) -> dict[str, Any]:
+    """A turn's usage as its step records it: the Assistants fields, and the details of Chat
+    Completions usage (cached prompt tokens, reasoning tokens), which run and response usage add up."""
+    return {
+        "prompt_tokens": out.prompt_tokens,
+        "completion_tokens": out.completion_tokens,
+        "total_tokens": out.prompt_tokens + out.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": out.cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": out.reasoning_tokens},
+    }
 
 
 def _slim(out: GenerateOutput) -> GenerateOutput:

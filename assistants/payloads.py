@@ -124,6 +124,10 @@ class GenerateOutput:
     # Which rows the activity created: the message (text) and/or a tool_calls step.
     created_message: bool = False
     tool_step_id: str = ""
+    # Of prompt_tokens, those the engine reused from its cache rather than computed (reported by
+    # a remote engine; the in-process engine reuses none); of completion_tokens, reasoning ones.
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 @dataclass

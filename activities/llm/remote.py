@@ -1,8 +1,9 @@
 """One streamed chat completion from an OpenAI-compatible engine (`openai` provider models).
 
 The request is the OpenAI Chat Completions body built from the turn (messages, tools,
-tool_choice, parallel_tool_calls, response_format, sampling, seed, max_tokens) with
-`stream_options.include_usage`, so usage comes from the engine. Text deltas and tool-call
+tool_choice, parallel_tool_calls, response_format, sampling, seed, max_tokens when the turn has a
+budget) with `stream_options.include_usage`, so usage comes from the engine (with the cached
+prompt tokens and reasoning tokens it reports). Text deltas and tool-call
 argument deltas reach the callbacks as they arrive.
 
 Errors: the engine's 4xx (unknown model, context too long, a schema it refuses) are the request's
@@ -48,6 +49,8 @@ class RemoteResult:
     finish_reason: str = "stop"
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, those the engine reused (prompt_tokens_details)
+    reasoning_tokens: int = 0  # of completion_tokens (completion_tokens_details)
 
 
 OnText = Callable[[str], None]
@@ -117,6 +120,10 @@ def _apply(out: RemoteResult, chunk: dict[str, Any], on_text: OnText | None, on_
     if usage:
         out.prompt_tokens = int(usage.get("prompt_tokens") or 0)
         out.completion_tokens = int(usage.get("completion_tokens") or 0)
+        out.cached_tokens = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+        out.reasoning_tokens = int(
+            (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
+        )
     for choice in chunk.get("choices") or []:
         delta = choice.get("delta") or {}
         text = delta.get("content")

@@ -159,6 +159,13 @@ def _as_calls(value: Any) -> list[ParsedCall]:
     return calls
 
 
+def text_before_markup(text: str) -> str:
+    """The message text of an output: what precedes its first tool-call markup (what a
+    MarkupFilter streams), the whole text if it has none."""
+    idx = text.find(OPEN_TAG)
+    return text if idx < 0 else text[:idx]
+
+
 def parse_tool_calls(text: str) -> tuple[str, list[ParsedCall]]:
     """Split model output into (message text without markup, tool calls)."""
     calls: list[ParsedCall] = []
@@ -183,9 +190,13 @@ def parse_tool_calls(text: str) -> tuple[str, list[ParsedCall]]:
 
 
 class MarkupFilter:
-    """Streams text through, holding back anything that may be the start of a tool call."""
+    """Streams text through, holding back anything that may be the start of a tool call: from
+    the first opening tag on, nothing more is streamed. With `bare_json` (tools are offered, and
+    small models may call one as bare JSON) a leading `{` or `[` is held back too, until the
+    output shows what it is; without it (no tools this turn: a JSON answer is text) only tags."""
 
-    def __init__(self) -> None:
+    def __init__(self, bare_json: bool = True) -> None:
+        self.bare_json = bare_json
         self.pending = ""
         self.emitted = ""
         self.in_call = False
@@ -202,7 +213,7 @@ class MarkupFilter:
             out, self.call_text, self.pending = self.pending[:idx], self.pending[idx + len(OPEN_TAG) :], ""
             return self._emit(out)
         stripped = (self.emitted + self.pending).lstrip()
-        if not self.emitted and (not stripped or stripped[:1] in ("{", "[")):
+        if not self.emitted and self.bare_json and (not stripped or stripped[:1] in ("{", "[")):
             return ""  # leading blanks, or maybe a bare JSON call: decide later
         # Keep back a suffix that could still grow into the opening tag.
         keep = 0

@@ -18,10 +18,20 @@ logs its stream events in the caller's transaction:
 `finish_run` and `settle_gone_run` end a run in a transaction of their own and then announce it to
 webhooks (after the commit, and on every call: the announcement is idempotent, and a crash between
 the commit and it must not lose it).
+
+Usage is the sum of the run's steps (each turn's on its first step). A run has it once it ends,
+and also while it waits in requires_action: the response that made the calls has finished its part
+and reports what it used (api/response_objects.py), and a response that continues the run counts
+from there (`_usage_base`). Back in progress, the run has none until it ends.
+
+A run asked to end `completed` whose answer was cut by a token limit (its message `incomplete`,
+`max_tokens`: the model's context ran out, as no max_completion_tokens was set) ends `incomplete`
+(`max_completion_tokens`), as one cut by its max_completion_tokens does: never `completed`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -72,13 +82,38 @@ async def start(conn: DbConn, run_id: str, project_id: str, by_reference: bool) 
     return run
 
 
+async def run_usage(conn: DbConn, run_id: str) -> dict[str, Any]:
+    """The run's usage so far: its steps' added up, details included."""
+    row = await (
+        await conn.execute(
+            "SELECT coalesce(sum((data->'usage'->>'prompt_tokens')::bigint), 0)::bigint AS p,"
+            " coalesce(sum((data->'usage'->>'completion_tokens')::bigint), 0)::bigint AS c,"
+            " coalesce(sum((data->'usage'->'prompt_tokens_details'->>'cached_tokens')::bigint), 0)::bigint AS cached,"
+            " coalesce(sum((data->'usage'->'completion_tokens_details'->>'reasoning_tokens')::bigint), 0)::bigint"
+            " AS reasoning FROM run_steps WHERE run_id = %s",
+            (run_id,),
+        )
+    ).fetchone()
+    assert row is not None
+    return {
+        "prompt_tokens": row["p"],
+        "completion_tokens": row["c"],
+        "total_tokens": row["p"] + row["c"],
+        "prompt_tokens_details": {"cached_tokens": row["cached"]},
+        "completion_tokens_details": {"reasoning_tokens": row["reasoning"]},
+    }
+
+
 async def require_action(
     conn: DbConn, run_id: str, project_id: str, required_action: dict[str, Any], expires_at: int
 ) -> Run | None:
-    run = await _move(
-        conn, run_id, project_id, "requires_action", ("in_progress",),
-        {"required_action": required_action, "expires_at": expires_at},
-    )  # fmt: skip
+    fields = {
+        "required_action": required_action,
+        "expires_at": expires_at,
+        "usage": await run_usage(conn, run_id),
+        "_requires_action_at": now(),  # when the response that made the calls completed
+    }
+    run = await _move(conn, run_id, project_id, "requires_action", ("in_progress",), fields)
     if run is not None:
         await append_event(conn, run_id, "thread.run.requires_action", run)
     return run
@@ -87,7 +122,12 @@ async def require_action(
 async def resume(conn: DbConn, run_id: str, project_id: str) -> Run | None:
     """Tool outputs arrived: back to work (clients see it queued, then in progress)."""
     run = await _move(
-        conn, run_id, project_id, "in_progress", ("requires_action",), {"required_action": None}
+        conn,
+        run_id,
+        project_id,
+        "in_progress",
+        ("requires_action",),
+        {"required_action": None, "usage": None},
     )
     if run is not None:
         await append_events(conn, run_id, [("thread.run.queued", run), ("thread.run.in_progress", run)])
@@ -114,19 +154,7 @@ async def finish(conn: DbConn, inp: FinishRunInput) -> Run | None:
     if inp.error_code or inp.error_message:
         fields["last_error"] = {"code": inp.error_code or "server_error", "message": inp.error_message or ""}
     events = await end_unfinished(conn, inp.run_id, inp.status, ts, fields.get("last_error"))
-    usage = await (
-        await conn.execute(
-            "SELECT coalesce(sum((data->'usage'->>'prompt_tokens')::bigint), 0)::bigint AS p,"
-            " coalesce(sum((data->'usage'->>'completion_tokens')::bigint), 0)::bigint AS c FROM run_steps WHERE run_id = %s",
-            (inp.run_id,),
-        )
-    ).fetchone()
-    assert usage is not None
-    fields["usage"] = {
-        "prompt_tokens": usage["p"],
-        "completion_tokens": usage["c"],
-        "total_tokens": usage["p"] + usage["c"],
-    }
+    fields["usage"] = await run_usage(conn, inp.run_id)
     run = await _move(conn, inp.run_id, inp.project_id, inp.status, ACTIVE_RUN_STATUSES, fields)
     if run is not None:
         events.append((f"thread.run.{inp.status}", run))
@@ -134,8 +162,23 @@ async def finish(conn: DbConn, inp: FinishRunInput) -> Run | None:
     return run
 
 
+async def _answer_cut(conn: DbConn, run_id: str) -> bool:
+    """The run's answer was cut by a token limit: a message of it ended incomplete, max_tokens
+    (only a run's last turn can: a cut turn makes no calls, so the run ends after it)."""
+    row = await (
+        await conn.execute(
+            "SELECT 1 FROM messages WHERE run_id = %s AND data->>'status' = 'incomplete'"
+            " AND data->'incomplete_details'->>'reason' = 'max_tokens' LIMIT 1",
+            (run_id,),
+        )
+    ).fetchone()
+    return row is not None
+
+
 async def finish_run(pool: DbPool, inp: FinishRunInput, announcer: WebhookAnnouncer | None) -> None:
     async with pool.connection() as conn, conn.transaction():
+        if inp.status == "completed" and await _answer_cut(conn, inp.run_id):
+            inp = dataclasses.replace(inp, status="incomplete", incomplete_reason="max_completion_tokens")
         run = await finish(conn, inp)
     if run is not None:  # counted once: a retried call finds the run already ended
         metrics.observe_run_finished(run, inp.status)
