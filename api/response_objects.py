@@ -157,7 +157,26 @@ async def response_object(pool: DbPool, resp: dict[str, Any], run: dict[str, Any
         incomplete_details=_incomplete(run),
         completed_at=_completed_at(run),
     )
+    if _prompt_too_long(run):
+        # Nothing was generated: the input does not fit the model's context (OpenAI refuses
+        # such a request with `context_length_exceeded`; Codex reads that code).
+        out.update(
+            status="failed",
+            incomplete_details=None,
+            error={
+                "code": "context_length_exceeded",
+                "message": "The input does not fit the model's context window, even with its oldest"
+                " turns dropped (truncation 'auto'), or truncation is 'disabled'.",
+            },
+        )
     return out
+
+
+def _prompt_too_long(run: dict[str, Any]) -> bool:
+    """A run of a response ended incomplete for `max_prompt_tokens`: responses set no such limit,
+    so only a prompt that could not fit the context ends that way."""
+    reason = (run.get("incomplete_details") or {}).get("reason")
+    return run["status"] == "incomplete" and reason == "max_prompt_tokens"
 
 
 def _tool_echo(tool: dict[str, Any]) -> dict[str, Any]:

@@ -342,12 +342,12 @@ def test_store_false_is_not_kept(client: openai.OpenAI, model_name: str) -> None
     assert [i.id for i in items[1:]] == [o.id for o in kept.output]
 
 
-def test_truncation_auto_drops_oldest_turns_disabled_ends_incomplete(
+def test_truncation_auto_drops_oldest_turns_disabled_fails_as_too_long(
     client: openai.OpenAI, model_name: str
 ) -> None:
     """Three long turns and a question outgrow the 8192-token context: with `truncation` "auto"
     (what a response does unless told otherwise, and echoes) the oldest turns are dropped and it
-    answers; with "disabled" it ends incomplete, as the prompt does not fit."""
+    answers; with "disabled" it fails with `context_length_exceeded`, as the prompt does not fit."""
     long_turn = " ".join(f"alpha{i} beta{i}" for i in range(700))  # ~3500 tokens
     items = [{"role": "user", "content": f"Note {n}: {long_turn}"} for n in range(3)]
     items.append({"role": "user", "content": "Say ok."})
@@ -364,5 +364,7 @@ def test_truncation_auto_drops_oldest_turns_disabled_ends_incomplete(
     refused = client.responses.create(
         model=model_name, input=items, truncation="disabled", temperature=0, max_output_tokens=TOKENS
     )
-    assert refused.truncation == "disabled" and refused.status == "incomplete"
+    assert refused.truncation == "disabled" and refused.status == "failed"
+    assert refused.error is not None and refused.error.code == "context_length_exceeded"
+    assert refused.incomplete_details is None
     assert refused.output == [] and (refused.usage is None or refused.usage.output_tokens == 0)
