@@ -12,6 +12,7 @@ import platform
 import signal
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +51,25 @@ def pct(values: list[float], q: float) -> float:
     """Nearest-rank percentile; q in [0, 1]."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+@dataclass
+class Cell:
+    """One column at one concurrency level: what bench_inference.py's table prints (every column,
+    bench_vllm.py's raw vLLM one included, returns this one class)."""
+
+    tps: float  # aggregate completion tokens / wall seconds
+    ttft: list[float] = field(default_factory=list)  # seconds, one per request (may be empty)
+    latency: list[float] = field(default_factory=list)  # seconds, one per request
+    short: int = 0  # requests that wrote fewer than the asked-for tokens
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process role in the pass
+    wall: float = 0.0  # seconds the measured pass took
+
+    def text(self) -> str:
+        ttft = f"{pct(self.ttft, 0.5):.2f}" if self.ttft else "-"
+        lat = f"{pct(self.latency, 0.5):.2f} / {pct(self.latency, 0.95):.2f}" if self.latency else "-"
+        warn = f" ({self.short} short)" if self.short else ""
+        return f"{self.tps:.1f} tok/s, TTFT {ttft} s, lat {lat} s{warn}"
 
 
 @contextlib.contextmanager

@@ -12,11 +12,12 @@ API runs go through the official `openai` SDK (`runs.create_and_poll`, default p
 The prompts ask for long stories so every run writes all `--new-tokens` (checked; a short run is
 reported, not hidden). Raw HF and the engine ignore stop tokens, so they write exactly that many.
 
-Hook for other engines: a column is any `Column` (a name and `async measure(level) -> Cell`);
-with `--with-vllm`, `extra_columns()` imports `bench/bench_vllm.py` and appends what its
-`columns(prompts, new_tokens)` returns (raw vLLM; off by default: vLLM takes minutes to start). `ApiColumn(label, model=...)` measures our API
-on any model id the stack serves: add one for the vLLM provider with `--api-models`, and start
-the stack with the provider settings in `--stack-env` (KEY=VALUE, repeatable).
+Hook for other engines: a column is any `Column` (a name and `async measure(level) -> Cell`, the
+one `Cell` of bench/_common.py); with `--with-vllm`, `extra_columns()` imports `bench/bench_vllm.py`
+and appends what its `columns(prompts, new_tokens)` returns (raw vLLM; off by default: vLLM takes
+minutes to start). `ApiColumn(label, model=...)` measures our API on any model id the stack serves:
+add one for the vLLM provider with `--api-models`, and start the stack with the provider settings
+in `--stack-env` (KEY=VALUE, repeatable).
 
     .venv/bin/python bench/bench_inference.py [--concurrency 1,8,16] [--new-tokens 64] [--no-write]
 """
@@ -31,12 +32,11 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import openai
 import torch
-from _common import ROOT, append_results, cpu_by_role, cpu_delta, machine, pct, scratch_stack
+from _common import ROOT, Cell, append_results, cpu_by_role, cpu_delta, machine, scratch_stack
 from transformers.generation.streamers import BaseStreamer
 
 from activities.llm.engine import GenerationRequest
@@ -62,22 +62,6 @@ def question(i: int) -> str:
         f"Write a long, detailed story about {SUBJECTS[i % len(SUBJECTS)]} who finds a message in a bottle. "
         "Use at least six paragraphs."
     )
-
-
-@dataclass
-class Cell:
-    tps: float  # aggregate completion tokens / wall seconds
-    ttft: list[float] = field(default_factory=list)  # seconds, one per request (may be empty)
-    latency: list[float] = field(default_factory=list)  # seconds, one per request
-    short: int = 0  # requests that wrote fewer than the asked-for tokens
-    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process role in the pass
-    wall: float = 0.0  # seconds the measured pass took
-
-    def text(self) -> str:
-        ttft = f"{pct(self.ttft, 0.5):.2f}" if self.ttft else "-"
-        lat = f"{pct(self.latency, 0.5):.2f} / {pct(self.latency, 0.95):.2f}" if self.latency else "-"
-        warn = f" ({self.short} short)" if self.short else ""
-        return f"{self.tps:.1f} tok/s, TTFT {ttft} s, lat {lat} s{warn}"
 
 
 class Column(Protocol):

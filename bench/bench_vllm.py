@@ -22,11 +22,11 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import openai
-from _common import ROOT, append_results, machine, pct
+from _common import ROOT, Cell, append_results, machine, pct
 
 from assistants.settings import DEFAULT_MODEL
 from tests.vllm_server import VllmServer, available, free_port
@@ -103,21 +103,6 @@ async def measure(
 
 
 # --- the column for bench_inference.py ----------------------------------------------------------
-@dataclass
-class Cell:
-    """bench_inference.Cell's shape (duck-typed: that module runs as __main__)."""
-
-    tps: float
-    ttft: list[float] = field(default_factory=list)
-    latency: list[float] = field(default_factory=list)
-    short: int = 0
-
-    def text(self) -> str:
-        lat = f"{pct(self.latency, 0.5):.2f} / {pct(self.latency, 0.95):.2f}"
-        warn = f" ({self.short} short)" if self.short else ""
-        return f"{self.tps:.1f} tok/s, TTFT {pct(self.ttft, 0.5):.2f} s, lat {lat} s{warn}"
-
-
 class VllmColumn:
     name = "vLLM raw (SDK)"
 
@@ -151,7 +136,7 @@ class VllmColumn:
         if not self.warm:
             await self._one(self.prompts[0], 8)
             self.warm = True
-        t = time.perf_counter()
+        t, client_cpu = time.perf_counter(), time.process_time()
         done = await asyncio.gather(
             *(self._one(self.prompts[i % len(self.prompts)], self.n) for i in range(level))
         )
@@ -161,6 +146,8 @@ class VllmColumn:
             [r[0] for r in done],
             [r[1] for r in done],
             sum(r[2] < self.n for r in done),
+            {"SDK client (bench process)": time.process_time() - client_cpu},  # vLLM's own is not seen
+            took,
         )
 
 

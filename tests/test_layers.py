@@ -54,6 +54,11 @@ def test_the_code_keeps_its_layers() -> None:
         ("activities/_upward.py", "import workflows.run\n", "activities is not allowed to import workflows"),
         ("workflows/_upward.py", "import worker.main\n", "workflows is not allowed to import worker"),
         ("api/_activities.py", "import activities.store\n", "api is not allowed to import activities"),
+        (
+            "workflows/_activities.py",
+            "import activities.store\n",
+            "workflows is not allowed to import activities",
+        ),
     ],
 )
 def test_an_import_against_the_layers_fails_the_lint(

@@ -15,9 +15,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.retrieval import RetrievalActivities
     from assistants.payloads import IngestFileInput, IngestFileResult, MarkFileInput
     from workflows import ingest_options as options
+    from workflows.activity_refs import RetrievalActivities
 
 PERMANENT = ("unsupported_file", "invalid_file")
 

@@ -11,8 +11,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.inference import InferenceActivities
     from assistants.payloads import CountInputTokensInput
+    from workflows.activity_refs import InferenceActivities
 
 COUNT_TIMEOUT = timedelta(seconds=60)
 COUNT_RETRY = RetryPolicy(

@@ -11,9 +11,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.reconcile import ReconcileActivities
     from assistants.payloads import ReconcileBatchInput, ReconcileRunsInput, ReconcileRunsOutput
     from workflows import reconcile_options as options
+    from workflows.activity_refs import ReconcileActivities
 
 
 @workflow.defn

@@ -14,9 +14,6 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.inference import InferenceActivities
-    from activities.store import StoreActivities
-    from activities.tools import ToolActivities
     from assistants.ids import derived_id
     from assistants.payloads import (
         BuiltinToolsInput,
@@ -32,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         ToolOutputsInput,
     )
     from workflows import options
+    from workflows.activity_refs import InferenceActivities, StoreActivities, ToolActivities
 
 from workflows.run_v1 import turns_v1
 

@@ -13,9 +13,6 @@ from typing import TYPE_CHECKING
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.inference import InferenceActivities
-    from activities.store import StoreActivities
-    from activities.tools import ToolActivities
     from assistants.ids import derived_id
     from assistants.payloads import (
         BuiltinToolsInput,
@@ -29,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         StepResult,
     )
     from workflows import options
+    from workflows.activity_refs import InferenceActivities, StoreActivities, ToolActivities
 
 if TYPE_CHECKING:
     from workflows.run import RunWorkflow

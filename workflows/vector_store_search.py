@@ -7,9 +7,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.retrieval import RetrievalActivities
     from assistants.payloads import FileSearchInput, FileSearchOutput
     from workflows import ingest_options as options
+    from workflows.activity_refs import RetrievalActivities
 
 
 @workflow.defn

@@ -14,9 +14,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.webhooks import WebhookActivities
     from assistants.payloads import DeliverWebhookInput, DeliverWebhookOutput, WebhookDeliveryFailed
     from workflows import webhook_options as options
+    from workflows.activity_refs import WebhookActivities
 
 
 @workflow.defn
