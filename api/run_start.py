@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 
 from api.errors import APIError, bad_request, not_found
 from api.limits import reserve_active_run
-from api.routers.assistants import check_model
+from api.model_check import check_model
 from api.run_settle import fail_unstarted_run, orchestration_error
 from api.vector_store_ops import check_attachments, refuse_expired_stores
 from assistants import metrics

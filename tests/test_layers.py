@@ -72,3 +72,23 @@ def test_an_import_against_the_layers_fails_the_lint(
     result = lint_imports(tmp_path)
     assert result.returncode != 0
     assert broken in result.stdout, result.stdout
+
+
+def test_no_router_imports_another() -> None:
+    """Routers are thin and independent: what several of them need (thread rows, function outputs,
+    the model check, file storage) lives in a module of its own under api/, never in a router."""
+    import ast
+
+    routers = Path(__file__).resolve().parents[1] / "api" / "routers"
+    offenders = []
+    for path in sorted(routers.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            offenders += [f"{path.name}: {n}" for n in names if n.startswith("api.routers")]
+    assert offenders == []

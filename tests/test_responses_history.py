@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import openai
 import pytest
@@ -35,15 +36,21 @@ def _history(call_id: str) -> list[dict]:
     ]
 
 
-def test_stateless_history_after_a_call_continues(client: openai.OpenAI, model_name: str) -> None:
-    first = client.responses.create(
+def _forced_weather_call(client: openai.OpenAI, model_name: str, **more: Any) -> Any:
+    """A response that ends in a (forced) get_weather call."""
+    return client.responses.create(
         model=model_name,
         input="What is the weather in Paris?",
         tools=[WEATHER_TOOL],
         tool_choice={"type": "function", "name": "get_weather"},
         max_output_tokens=CALL_TOKENS,
         temperature=0,
+        **more,
     )
+
+
+def test_stateless_history_after_a_call_continues(client: openai.OpenAI, model_name: str) -> None:
+    first = _forced_weather_call(client, model_name)
     [call] = [o for o in first.output if o.type == "function_call"]
     assert first.status == "completed"
     # The whole history again, no previous_response_id: what the Agents SDK sends by default.
@@ -261,15 +268,7 @@ async def test_max_tool_calls_stops_offering_tools(
 ) -> None:
     """Once a response's run made `max_tool_calls` calls, its next turn offers the model no tool:
     the turn's context as the generate activity loads it from Postgres (activities/prompt.py)."""
-    first = client.responses.create(
-        model=model_name,
-        input="What is the weather in Paris?",
-        tools=[WEATHER_TOOL],
-        tool_choice={"type": "function", "name": "get_weather"},
-        max_output_tokens=CALL_TOKENS,
-        temperature=0,
-        max_tool_calls=1,
-    )
+    first = _forced_weather_call(client, model_name, max_tool_calls=1)
     assert first.max_tool_calls == 1 and [o.type for o in first.output] == ["function_call"]
     pool = await open_pool(stack.database_url, max_size=2)
     try:

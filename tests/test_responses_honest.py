@@ -41,22 +41,10 @@ from assistants.model_providers import Capabilities, RemoteModel
 from assistants.payloads import ChatMessage, GenerateInput
 from assistants.settings import Settings
 from tests.stackutil import StackHandle, own_stack
+from tests.test_responses import WEATHER, WEATHER_TOOL
 
 pytestmark = pytest.mark.timeout(400)
 
-WEATHER = {
-    "type": "object",
-    "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
-    "required": ["city", "unit"],
-    "additionalProperties": False,
-}
-WEATHER_TOOL = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "Current weather in a city",
-    "parameters": WEATHER,
-    "strict": True,
-}
 FORCE_WEATHER = {"type": "function", "name": "get_weather"}
 CALL_TOKENS = 96
 CUT = 16  # the smallest max_output_tokens the API takes

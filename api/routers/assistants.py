@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import AppSettings, Listing, Pool, Project, Temporal
-from api.errors import bad_request, not_found
+from api.errors import not_found
+from api.model_check import check_model
 from assistants.db import objects
 from assistants.ids import new_id
 from assistants.objects import dump, now, response_format_value, tool_resources_object
@@ -15,16 +16,6 @@ from assistants.schemas import AssistantCreate, AssistantUpdate
 from assistants.settings import Settings
 
 router = APIRouter(prefix="/v1/assistants", tags=["assistants"])
-
-
-def check_model(settings: Settings, model: str) -> None:
-    available = settings.model_names()
-    if model not in available:
-        raise bad_request(
-            f"The model '{model}' does not exist. Available models: {', '.join(available)}.",
-            "model",
-            "model_not_found",
-        )
 
 
 def _tools(body: AssistantCreate | AssistantUpdate) -> list[dict[str, Any]]:

@@ -12,8 +12,7 @@ from api.conversation_items import conversation_object, message_item, page_of, t
 from api.deps import AppSettings, Listing, Pool, Project, Temporal
 from api.errors import bad_request, not_found
 from api.response_input import parse_input
-from api.routers.messages import refuse_if_active_run, require_thread
-from api.routers.threads import create_thread_rows, delete_thread
+from api.thread_rows import create_thread_rows, delete_thread_rows, refuse_if_active_run, require_thread
 from assistants.db import objects
 from assistants.ids import new_id
 from assistants.objects import message_object
@@ -69,7 +68,7 @@ async def delete_conversation(
     conversation_id: str, project: Project, pool: Pool, temporal: Temporal, settings: AppSettings
 ) -> dict[str, Any]:
     await require_thread(pool, project, conversation_id, "conversation")
-    await delete_thread(conversation_id, project, pool, temporal, settings)
+    await delete_thread_rows(conversation_id, project, pool, temporal, settings)
     return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
 
 

@@ -14,24 +14,14 @@ from psycopg.types.json import Jsonb
 from api import limits
 from api.deps import AppSettings, Pool, Project
 from api.errors import APIError, bad_request, not_found
+from api.file_storage import PURPOSES, storage_for
 from assistants.db import objects
 from assistants.db.pool import Pool as DbPool
 from assistants.ids import new_file_id
 from assistants.objects import now
-from assistants.settings import Settings
-from assistants.storage import FileStorage, FileTooLarge, make_storage
+from assistants.storage import FileTooLarge
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
-PURPOSES = ("assistants", "assistants_output", "vision", "user_data", "batch")
-_storages: dict[int, FileStorage] = {}
-
-
-def storage_for(settings: Settings) -> FileStorage:
-    """One storage client per settings object (i.e. per process)."""
-    key = id(settings)
-    if key not in _storages:
-        _storages[key] = make_storage(settings)
-    return _storages[key]
 
 
 def too_large(limit: int) -> APIError:

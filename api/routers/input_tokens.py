@@ -16,10 +16,10 @@ from temporalio.client import Client
 from api import short_workflow
 from api.deps import AppSettings, Pool, Project, Temporal
 from api.errors import bad_request
+from api.model_check import check_model
 from api.response_fork import fork_point
 from api.response_input import count_items, run_options, vector_store_ids
 from api.response_lookup import require_stores, thread_for
-from api.routers.assistants import check_model
 from assistants.db.pool import Pool as DbPool
 from assistants.ids import new_id
 from assistants.objects import dump, now, response_format_value, tool_choice_value

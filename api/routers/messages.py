@@ -7,34 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api.deps import AppSettings, Listing, Pool, Project, Temporal
-from api.errors import bad_request, not_found
+from api.errors import not_found
+from api.thread_rows import refuse_if_active_run, require_thread
 from assistants.db import objects
-from assistants.db.pool import Pool as DbPool
 from assistants.ids import new_id
-from assistants.objects import ACTIVE_RUN_STATUSES, message_object
+from assistants.objects import message_object
 from assistants.schemas import MessageCreate, MessageUpdate
 
 router = APIRouter(prefix="/v1/threads/{thread_id}/messages", tags=["messages"])
-
-
-async def require_thread(pool: DbPool, project: str, thread_id: str, kind: str = "thread") -> dict[str, Any]:
-    """The thread, or a 404 naming it as `kind` (a conversation is a thread)."""
-    thread = await objects.get(pool, "threads", project, thread_id)
-    if thread is None:
-        raise not_found(kind, thread_id)
-    return thread
-
-
-async def refuse_if_active_run(pool: DbPool, thread_id: str) -> None:
-    async with pool.connection() as conn:
-        row = await (
-            await conn.execute(
-                "SELECT id FROM runs WHERE thread_id = %s AND status = ANY(%s)",
-                (thread_id, list(ACTIVE_RUN_STATUSES)),
-            )
-        ).fetchone()
-    if row is not None:
-        raise bad_request(f"Can't add messages to {thread_id} while a run {row['id']} is active.")
 
 
 @router.post("")

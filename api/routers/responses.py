@@ -19,6 +19,7 @@ from starlette.responses import StreamingResponse
 from api.conversation_items import message_item, page_of
 from api.deps import AppSettings, Listing, Pool, Project, Temporal
 from api.errors import APIError, bad_request, not_found
+from api.model_check import check_model
 from api.response_fork import fork_point, fork_thread
 from api.response_history import (
     check_pairs,
@@ -34,16 +35,15 @@ from api.response_input import ParsedInput, parse_input, run_options, vector_sto
 from api.response_lookup import require_response, require_stores, thread_for
 from api.response_objects import input_item_view, output_items, request_fields, response_object
 from api.response_stream import response_events
-from api.routers.assistants import check_model
-from api.routers.runs import check_tool_outputs, deliver_tool_outputs
-from api.routers.threads import create_thread_rows, delete_thread
 from api.run_settle import cancel_active_run
 from api.run_start import create_run_with, start_workflow
 from api.run_wait import SETTLED, wait_for_change
 from api.sse import stream_response
 from api.sse_cursors import last_seq
 from api.sse_hub import Hub, RunEventHub
+from api.thread_rows import create_thread_rows, delete_thread_rows
 from api.tool_call_items import output_item_id
+from api.tool_outputs import check_tool_outputs, deliver_tool_outputs
 from assistants import client_tools
 from assistants.client_tools import call_item
 from assistants.db import objects
@@ -245,7 +245,7 @@ async def _forget(
     await objects.delete(pool, "responses", project, resp["id"])
     if own_thread:
         try:
-            await delete_thread(resp["_thread_id"], project, pool, temporal, settings)
+            await delete_thread_rows(resp["_thread_id"], project, pool, temporal, settings)
         except APIError:  # already gone
             pass
 

@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 from api import limits
 from api.deps import AppSettings, Pool, Project
 from api.errors import APIError, bad_request, not_found
-from api.routers.files import PURPOSES, storage_for
+from api.file_storage import PURPOSES, storage_for
 from assistants.db.pool import Pool as DbPool
 from assistants.ids import new_file_id, new_id
 from assistants.objects import now
