@@ -1,18 +1,15 @@
 """Forking on `previous_response_id`: a response continues the conversation as it stood when its
 previous response ended, not whatever was added to that thread since. When a later run exists on
 the previous response's thread (another response continued it already), the new response gets a
-thread of its own holding copies of the messages up to the previous response's last one (one
-INSERT ... SELECT in Postgres; the copies keep their order, roles, content and times). When the
+thread of its own holding copies of the messages and items up to the previous response's last one
+(assistants/db/thread_fork.py; the copies keep their order, roles, content and times). When the
 previous response is still the latest, its thread is simply continued."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
-from assistants.db import thread_items
+from assistants.db import thread_fork
 from assistants.db.pool import Pool as DbPool
 from assistants.ids import new_id
 from assistants.objects import thread_object
@@ -50,38 +47,5 @@ async def fork_thread(pool: DbPool, project: str, thread: dict[str, Any], until_
         **thread_object(new_id("thread"), None, None),
         "tool_resources": thread.get("tool_resources") or {},
     }
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            "INSERT INTO threads (id, project_id, created_at, data) VALUES (%s, %s, %s, %s)",
-            (fork["id"], project, fork["created_at"], Jsonb(fork)),
-        )
-        # Copies get ids derived from the original's and the fork's ('msg_' + 24 hex digits), and
-        # are inserted one by one in the original order: messages and items share one sequence.
-        rows = await (
-            await conn.execute(
-                "SELECT 'm' AS kind, seq, id, run_id, created_at, data FROM messages"
-                " WHERE thread_id = %(thread)s AND project_id = %(project)s AND seq <= %(until)s"
-                " UNION ALL SELECT 'i', seq, id, NULL, created_at, data FROM thread_items"
-                " WHERE thread_id = %(thread)s AND project_id = %(project)s AND seq <= %(until)s"
-                " ORDER BY seq",
-                {"thread": thread["id"], "project": project, "until": until_seq},
-            )
-        ).fetchall()
-        for r in rows:
-            if r["kind"] == "i":
-                await thread_items.insert(conn, project, fork["id"], r["created_at"], r["data"])
-                continue
-            copy_id = "msg_" + hashlib.md5((r["id"] + fork["id"]).encode()).hexdigest()[:24]
-            await conn.execute(
-                "INSERT INTO messages (id, project_id, thread_id, run_id, created_at, data)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
-                (
-                    copy_id,
-                    project,
-                    fork["id"],
-                    r["run_id"],
-                    r["created_at"],
-                    Jsonb({**r["data"], "id": copy_id, "thread_id": fork["id"]}),
-                ),
-            )
+    await thread_fork.insert_fork(pool, project, fork, thread["id"], until_seq)
     return fork
